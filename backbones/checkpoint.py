@@ -34,7 +34,10 @@ class CheckpointError(ValueError):
 
 def _safe_globals_for(path: str) -> list:
     import importlib
-    needed = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    try:
+        needed = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except (ValueError, RuntimeError, OSError):
+        return []  # not a zip checkpoint: torch.load(weights_only=True) below judges it
     allowed = []
     for name in needed:
         if name not in _MMENGINE_BOOKKEEPING and not name.startswith('numpy.dtypes.'):
