@@ -32,6 +32,15 @@ class CheckpointError(ValueError):
     """A weights file that cannot be read, or that does not fit the model it is loaded into."""
 
 
+def _history_buffer_getattr(obj, name):
+    """Stands in for ``builtins.getattr``: a HistoryBuffer pickles its statistics methods as
+    ``getattr(HistoryBuffer, 'mean')``; that lookup, and no other, is resolved."""
+    from mmengine.logging import HistoryBuffer
+    if obj is HistoryBuffer and name in ('min', 'max', 'current', 'mean'):
+        return getattr(obj, name)
+    raise CheckpointError(f'refusing to unpickle getattr({obj!r}, {name!r})')
+
+
 def _safe_globals_for(path: str) -> list:
     import importlib
     try:
@@ -40,12 +49,18 @@ def _safe_globals_for(path: str) -> list:
         return []  # not a zip checkpoint: torch.load(weights_only=True) below judges it
     allowed = []
     for name in needed:
+        if name == 'builtins.getattr':
+            allowed.append((_history_buffer_getattr, name))
+            continue
         if name not in _MMENGINE_BOOKKEEPING and not name.startswith('numpy.dtypes.'):
             raise CheckpointError(
                 f'{path}: refusing to unpickle {name!r}. Weights files are loaded with '
                 f'weights_only=True; expected plain tensors (or an mmengine checkpoint).')
         module, _, attr = name.rpartition('.')
         allowed.append(getattr(importlib.import_module(module), attr))
+    if 'numpy.dtype' in needed:  # numpy >= 1.25 builds a dtype through its numeric DType class
+        import numpy as np
+        allowed += [type(np.dtype(c)) for c in '?bBhHiIlLqQefd']
     return allowed
 
 
@@ -158,4 +173,20 @@ def load_backbone_weights(backbone: torch.nn.Module, path: str, prefix: str | No
     check_fits(state, target, what, path)
     backbone.load_state_dict(state, strict=False)  # only num_batches_tracked may be absent
     print_log(f'loaded {len(state)}/{len(target)} backbone tensors from {path}', logger='current')
+    return len(state)
+
+
+def convert_weights_file(src: str, dst: str, backbone: torch.nn.Module) -> int:
+    """Convert any supported weights file into a backbone-only file of plain tensors for ``backbone``.
+
+    The result uses BagResNet's own keys, loads with ``weights_only=True`` and is checked to fit
+    before it is written; it is written atomically, so a failure leaves no partial file.
+    """
+    state = convert_backbone_state(state_dict_of(load_weights_file(src)), backbone.state_dict())
+    check_fits(state, backbone.state_dict(), f'{type(backbone).__name__}(depth={backbone.depth}, '
+               f'variant={backbone.variant!r})', src)
+    os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
+    tmp = f'{dst}.tmp'
+    torch.save({k: v.detach().clone().cpu() for k, v in state.items()}, tmp)
+    os.replace(tmp, dst)
     return len(state)

@@ -174,3 +174,25 @@ def test_params_and_flops_match_table5():
         assert abs(c['params_m'] - ref['independent_params_m']) / ref['independent_params_m'] < 0.01, (v, c)
         assert abs(c['gmacs'] - ref['gflops']) / ref['gflops'] < 0.02, (v, c)  # paper counts MACs
     assert got['A']['gmacs'] < got['B']['gmacs'] < got['C']['gmacs'] <= got['D']['gmacs']
+
+
+def test_convert_weights_tool(tmp_path):
+    import subprocess
+    import sys
+    from mmdet.models.backbones import ResNetV1d
+    src = tmp_path / 'mmdet_v1d18.pth'
+    ref = ResNetV1d(depth=18)
+    torch.save({'meta': {}, 'state_dict': {f'backbone.{k}': v for k, v in ref.state_dict().items()}}, src)
+    dst = tmp_path / 'out' / 'r18d.pth'
+    tool = [sys.executable, 'tools/convert_weights.py', str(src)]
+    ok = subprocess.run(tool + [str(dst), '--depth', '18', '--variant', 'D'], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    state = torch.load(dst, weights_only=True)
+    # mmdet's deep stem and layer1's pool-less downsample land on the timm-style keys
+    assert torch.equal(state['conv1.6.weight'], ref.stem[6].weight)
+    assert torch.equal(state['bn1.running_var'], ref.stem[7].running_var)
+    assert torch.equal(state['layer2.0.downsample.1.weight'], ref.layer2[0].downsample[1].weight)
+    bad = subprocess.run(tool + [str(tmp_path / 'b.pth'), '--depth', '18', '--variant', 'B'],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and 'does not fit BagResNet(depth=18' in bad.stderr
+    assert not (tmp_path / 'b.pth').exists() and not (tmp_path / 'b.pth.tmp').exists()
