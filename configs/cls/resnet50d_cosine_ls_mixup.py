@@ -1,0 +1,4 @@
+# Table 6 "+ mixup w/o distillation": alpha 0.2, one lambda per batch, 200 epochs instead of 120.
+_base_ = './resnet50d_cosine_ls.py'
+model = dict(mixup_alpha=0.2)
+train_cfg = dict(max_epochs=200)
