@@ -1,0 +1,7 @@
+# Table 7, row "+ cosine": Faster R-CNN on VOC 07+12 from ResNet-50-D, efficient + cosine decay
+# (paper: 79.23 mAP on VOC07 test).
+# The file is the pretraining tool's exported backbone; --pretrained FILE overrides it.
+_base_ = './_base_/faster-rcnn_bagresnet50_fpn_voc0712.py'
+model = dict(
+    backbone=dict(
+        init_cfg=dict(type='Pretrained', checkpoint='work_dirs/resnet50d_cosine/backbone.pth')))

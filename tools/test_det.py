@@ -1,0 +1,45 @@
+"""Evaluate a trained detector checkpoint on the config's test set (VOC mAP + per-class AP table).
+
+    python tools/test_det.py CONFIG CHECKPOINT [--work-dir DIR] [--eval-mode {11points,area}]
+        [--cfg-options k=v ...] [--launcher pytorch]
+
+Writes test_results.json to the work dir (default work_dirs/<config name>).
+"""
+from __future__ import annotations
+
+import argparse
+import os.path as osp
+
+from mmengine.config import DictAction
+
+from detection import EVAL_MODES, set_eval_mode
+from engine import BagRunner, build_config
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test a detector checkpoint (mmdet)')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint written by tools/train_det.py')
+    parser.add_argument('--work-dir', help='where logs and test_results.json go (default: work_dirs/<config name>)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help='override config entries, e.g. test_dataloader.dataset.data_root=DIR')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local-rank', '--local_rank', type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument('--eval-mode', choices=EVAL_MODES, help="VOC AP: '11points' (the configs' default) or 'area'")
+    parser.set_defaults(resume=None, amp=False)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
+    cfg = build_config(args)
+    set_eval_mode(cfg, args.eval_mode)
+    cfg.load_from = osp.abspath(args.checkpoint)
+    runner = BagRunner.from_cfg(cfg)
+    return runner.test()  # DetResultsHook writes <work_dir>/test_results.json
+
+
+if __name__ == '__main__':
+    main()
