@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import os.path as osp
 
@@ -37,12 +38,53 @@ def apply_pretrained(cfg: Config, path: str) -> None:
     cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=osp.abspath(path))
 
 
+class ConfigError(ValueError):
+    """A config or command-line value that names nothing or contradicts the config."""
+
+
+# Runner arguments a config may add at top level without declaring them first.
+RUNNER_KEYS = {'custom_hooks', 'default_hooks', 'load_from', 'resume', 'randomness', 'env_cfg', 'log_level',
+               'log_processor', 'visualizer', 'experiment_name', 'launcher', 'work_dir', 'auto_scale_lr',
+               'default_scope', 'custom_imports', 'cfg', 'data_preprocessor', 'find_unused_parameters'}
+
+
+def check_cfg_options(cfg: Config, options: dict) -> None:
+    """Reject ``--cfg-options`` keys that name nothing in the config, suggesting the closest names.
+
+    A new leaf key is accepted only inside a component (a dict with a ``type``), where it is a
+    constructor argument the component validates itself, and at top level for Runner arguments.
+    """
+    for key in options:
+        node, path = cfg._cfg_dict, []
+        parts = key.split('.')
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if isinstance(node, (list, tuple)):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ConfigError(f'--cfg-options {key}: {".".join(path) or "config"} is a list of {len(node)} '
+                                   f'items; expected an index 0..{len(node) - 1}, got {part!r}')
+                node = node[int(part)]
+            elif isinstance(node, dict):
+                if part not in node:
+                    if last and ('type' in node or (not path and part in RUNNER_KEYS)):
+                        break
+                    close = difflib.get_close_matches(part, [str(k) for k in node], n=3, cutoff=0.5)
+                    where = '.'.join(path) or 'the config'
+                    hint = f'; closest: {", ".join(".".join(path + [c]) for c in close)}' if close else ''
+                    raise ConfigError(f'--cfg-options {key}: unknown key {part!r} in {where}{hint}')
+                node = node[part]
+            else:
+                break  # replacing a scalar by a structure is the user's explicit choice
+            path.append(part)
+
+
 def build_config(args: argparse.Namespace) -> Config:
     """Read the config and apply the command line to it."""
     if not osp.isfile(args.config):
         raise FileNotFoundError(f'config file not found: {args.config}')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
+        check_cfg_options(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
     cfg.launcher = args.launcher
     if 'LOCAL_RANK' not in os.environ:
