@@ -67,6 +67,34 @@ def draw_shape(kind: str, size: int, rng: np.random.Generator) -> Image.Image:
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
 
 
+GRATINGS = tuple(f'{f}_{a}deg' for f in ('fine', 'coarse') for a in (0, 36, 72, 108, 144))
+
+
+def draw_grating(label: int, size: int, rng: np.random.Generator) -> Image.Image:
+    """Class = orientation (5) x spatial period (2) of a sinusoidal grating; phase, colours, contrast and
+    noise are random, so neither colour nor any single pixel tells the class."""
+    period = (4.5, 10.0)[label // 5] * rng.uniform(0.9, 1.1)
+    theta = math.radians(36 * (label % 5) + rng.uniform(-6, 6))
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    wave = np.sin(2 * math.pi * (xx * math.cos(theta) + yy * math.sin(theta)) / period + rng.uniform(0, 2 * math.pi))
+    a, b = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+    img = (a + (b - a) * (0.5 + 0.5 * wave)[..., None] * rng.uniform(0.5, 1.0)) + rng.normal(0, 20, (size, size, 3))
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+
+
+def make_gratings_imagenet(root: str, per_class: dict | None = None, size: int = 40, seed: int = 0) -> str:
+    """``root/{train,val}/<class>/*.JPEG``: 10 grating classes (real JPEG files)."""
+    per_class = per_class or {'train': 40, 'val': 10}
+    rng = np.random.default_rng(seed)
+    for split, n in per_class.items():
+        for c, name in enumerate(GRATINGS):
+            folder = osp.join(root, split, f'n{c:08d}_{name}')
+            os.makedirs(folder, exist_ok=True)
+            for i in range(n):
+                draw_grating(c, size, rng).save(osp.join(folder, f'{split}_{c}_{i:04d}.JPEG'), quality=90)
+    return root
+
+
 def make_shapes_imagenet(root: str, num_classes: int = 10, per_class: dict | None = None, size: int = 40,
                          seed: int = 0) -> str:
     """``root/{train,val}/<class>/*.JPEG`` of ``num_classes`` shapes (real JPEG files)."""
