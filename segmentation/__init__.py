@@ -1,0 +1,11 @@
+"""Glue between mmseg and the project: only what mmseg lacks (layout checks, per-class results).
+
+Importing this package (``custom_imports`` in configs/seg/) registers into mmseg's registries:
+``CheckedADE20KDataset``, the ``CheckSegMap`` pipeline step and ``PerClassIoUMetric``.
+"""
+from .datasets import CheckedADE20KDataset, SegLayoutError
+from .metrics import PerClassIoUMetric, evaluation_summary, write_evaluation
+from .transforms import CheckSegMap
+
+__all__ = ['CheckedADE20KDataset', 'CheckSegMap', 'PerClassIoUMetric', 'SegLayoutError', 'evaluation_summary',
+           'write_evaluation']

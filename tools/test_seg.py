@@ -1,0 +1,44 @@
+"""Evaluate a trained segmentor checkpoint on the config's test set (aAcc, mIoU, per-class table).
+
+    python tools/test_seg.py CONFIG CHECKPOINT [--work-dir DIR] [--cfg-options k=v ...] [--launcher pytorch]
+
+Writes test_results.json to the work dir (default work_dirs/<config name>).
+"""
+from __future__ import annotations
+
+import argparse
+import os.path as osp
+
+from mmengine.config import DictAction
+
+from engine import BagRunner, build_config
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test a segmentor checkpoint (mmseg)')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint written by tools/train_seg.py')
+    parser.add_argument('--work-dir', help='where logs and test_results.json go (default: work_dirs/<config name>)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help='override config entries, e.g. test_dataloader.dataset.data_root=DIR')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local-rank', '--local_rank', type=int, default=0, help=argparse.SUPPRESS)
+    parser.set_defaults(resume=None, amp=False)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> dict | None:
+    args = parse_args(argv)
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
+    cfg = build_config(args)
+    cfg.load_from = args.checkpoint
+    runner = BagRunner.from_cfg(cfg)
+    runner.test()
+    from segmentation import write_evaluation  # imported by the config's custom_imports by now
+    return write_evaluation(runner, runner.test_loop.evaluator, 'test_results.json',
+                            config=cfg.filename, checkpoint=osp.abspath(args.checkpoint))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,39 @@
+"""Train a segmentor (mmseg's FCN with a project backbone) and write its final validation to JSON.
+
+    python tools/train_seg.py configs/seg/fcn_r50d-cosine_ade20k.py [--pretrained FILE]
+        [--work-dir DIR] [--resume [FILE]] [--amp] [--cfg-options k=v ...] [--launcher pytorch]
+
+--pretrained takes an exported backbone file or a full pretraining checkpoint; the backbone loads
+it strictly (a file of another architecture is an error) and logs how many tensors it loaded.
+Writes logs, checkpoints and val_results.json (aAcc, mIoU, mAcc, per-class IoU/Acc) to the work dir.
+"""
+from __future__ import annotations
+
+import argparse
+
+from engine import BagRunner, add_common_args, build_config
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train a segmentor (mmseg) with a bagtricks backbone')
+    add_common_args(parser, pretrained=True)
+    return parser.parse_args(argv)
+
+
+def build_runner(argv=None) -> BagRunner:
+    args = parse_args(argv)
+    cfg = build_config(args)
+    return BagRunner.from_cfg(cfg)
+
+
+def main(argv=None) -> dict | None:
+    runner = build_runner(argv)
+    runner.train()
+    from segmentation import write_evaluation  # imported by the config's custom_imports by now
+    init = runner.cfg.model.backbone.get('init_cfg') or {}
+    return write_evaluation(runner, runner.val_loop.evaluator, 'val_results.json',
+                            config=runner.cfg.filename, pretrained=init.get('checkpoint'))
+
+
+if __name__ == '__main__':
+    main()
