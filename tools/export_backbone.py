@@ -11,22 +11,10 @@ config stored in the checkpoint. The file is written atomically (temporary file,
 from __future__ import annotations
 
 import argparse
-import os
-import os.path as osp
 
-import torch
 from mmengine.config import Config
 
-from backbones.checkpoint import CheckpointError, check_fits, load_weights_file, state_dict_of
-
-
-def backbone_state(checkpoint: dict, source: str) -> dict:
-    state = state_dict_of(checkpoint)
-    backbone = {k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')}
-    if not backbone:
-        raise CheckpointError(f'{source}: no backbone.* tensors; expected a classifier checkpoint written by '
-                              f'tools/pretrain.py (keys backbone.* and head.fc.*)')
-    return backbone
+from backbones.checkpoint import CheckpointError, convert_weights_file, load_weights_file
 
 
 def model_config(checkpoint: dict, config: str | None, source: str) -> Config:
@@ -39,22 +27,10 @@ def model_config(checkpoint: dict, config: str | None, source: str) -> Config:
 
 
 def export(ckpt: str, out: str, config: str | None = None) -> int:
-    checkpoint = load_weights_file(ckpt)
-    state = backbone_state(checkpoint, ckpt)
-    cfg = model_config(checkpoint, config, ckpt)
+    cfg = model_config(load_weights_file(ckpt), config, ckpt)
     import classification  # noqa: F401  (registers the classifier)
     from backbones.registry import MODELS
-    expected = MODELS.build(cfg.model.backbone).state_dict()
-    check_fits(state, expected, f'the backbone of {config or "the stored config"}', ckpt)
-    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    tmp = f'{out}.tmp'
-    try:
-        torch.save({k: v.detach().clone().contiguous() for k, v in state.items()}, tmp)
-        os.replace(tmp, out)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
-    return len(state)
+    return convert_weights_file(ckpt, out, MODELS.build(cfg.model.backbone))
 
 
 def main(argv=None) -> int:
