@@ -4,8 +4,11 @@ from __future__ import annotations
 import math
 import os.path as osp
 
+from mmengine.dist import is_main_process
 from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
+
+from engine import write_results_json
 
 
 @METRICS.register_module()
@@ -44,9 +47,6 @@ def evaluation_summary(evaluator) -> dict:
 
 def write_evaluation(runner, evaluator, filename: str, **provenance) -> dict | None:
     """Write the last evaluation (summary + per-class) to ``<work_dir>/<filename>`` on the main process."""
-    from mmengine.dist import is_main_process
-
-    from engine import write_results_json
     if not is_main_process():
         return None
     results = dict(evaluation_summary(evaluator), work_dir=runner.work_dir, iteration=runner.iter, **provenance)
