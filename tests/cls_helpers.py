@@ -132,3 +132,21 @@ def run_tool(script: str, *args: str, timeout: int = 300) -> subprocess.Complete
         raise AssertionError(f'{script} {" ".join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n'
                              f'{proc.stderr[-6000:]}')
     return proc
+
+
+def tensorboard_scalars(work_dir: str) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar the runs in ``work_dir`` wrote through mmengine's TensorboardVisBackend, read back with
+    TensorBoard's own EventAccumulator: ``{tag: [(step, value), ...]}`` in run order."""
+    import glob
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'events.out.tfevents.*')))
+    if not files:
+        raise AssertionError(f'no TensorBoard event files under {work_dir}/*/vis_data/')
+    scalars: dict[str, list[tuple[int, float]]] = {}
+    for path in files:
+        acc = EventAccumulator(path, size_guidance={'scalars': 0})  # 0: keep every event
+        acc.Reload()
+        for tag in acc.Tags()['scalars']:
+            scalars.setdefault(tag, []).extend((e.step, e.value) for e in acc.Scalars(tag))
+    return scalars

@@ -12,7 +12,7 @@ import classification  # noqa: F401
 from backbones import BagResNet
 from backbones.registry import MODELS
 from classification import lr_schedule
-from cls_helpers import REPO, make_shapes_imagenet, run_tool, tiny_data_options
+from cls_helpers import REPO, make_shapes_imagenet, run_tool, tensorboard_scalars, tiny_data_options
 
 CONFIG = osp.join(REPO, 'configs', 'cls', 'resnet50d_tricks.py')
 
@@ -55,6 +55,13 @@ def test_pretrain_all_tricks_resume_export_and_test(tmp_path):
     logged = [s for s in _scalars(work) if 'lr' in s]
     assert [s['lr'] for s in logged] == pytest.approx(expected, rel=1e-6)
     assert all(torch.isfinite(torch.tensor(s['loss'])) for s in logged)
+    # the same curves in TensorBoard (mmengine's TensorboardVisBackend), read back with TensorBoard itself
+    board = tensorboard_scalars(work)
+    assert [step for step, _ in board['lr']] == [1, 2, 3, 4]
+    assert [v for _, v in board['lr']] == pytest.approx(expected, rel=1e-6)  # float32 events
+    assert [v for _, v in board['loss']] == pytest.approx([s['loss'] for s in logged], rel=1e-6)
+    assert [v for _, v in board['accuracy/top1']] == pytest.approx(
+        [s['accuracy/top1'] for s in _scalars(work) if 'accuracy/top1' in s], rel=1e-6)
     val = [s for s in _scalars(work) if 'accuracy/top1' in s]
     assert len(val) == 2 and all(0 <= s['accuracy/top1'] <= 100 and s['accuracy/top5'] == 100.0 for s in val)
 
