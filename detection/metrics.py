@@ -9,7 +9,6 @@ from mmdet.evaluation import VOCMetric
 from mmdet.evaluation.functional import eval_map
 from mmdet.registry import METRICS
 
-
 EVAL_MODES = ('11points', 'area')
 
 
@@ -28,7 +27,7 @@ def set_eval_mode(cfg, mode: str | None) -> None:
 class VOCPerClassMetric(VOCMetric):
     """``VOCMetric`` (same arguments, same returned keys: ``mAP``, ``AP50``, ...) whose mAP branch
     also keeps, per IoU threshold, each class's AP, ground-truth and detection counts and final
-    recall in ``self.per_class`` (and ``self.num_images``) (read by :class:`detection.DetResultsHook`).
+    recall in ``self.per_class``, and the image count in ``self.num_images`` (for DetResultsHook).
 
     ``eval_mode='11points'`` is VOC07's metric (the paper's); ``'area'`` the VOC2010+ one.
     """

@@ -35,7 +35,7 @@ test_pipeline = [
 train_dataloader = dict(
     _delete_=True,
     batch_size=4, num_workers=0, persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    sampler=dict(type='InfiniteSampler', shuffle=True),  # no restart (and pause) at each pass
     dataset=dict(type='StrictVOCDataset', data_root=data_root, ann_file='VOC2007/ImageSets/Main/trainval.txt',
                  data_prefix=dict(sub_data_root='VOC2007/'), pipeline=train_pipeline,
                  filter_cfg=dict(filter_empty_gt=True, min_size=32, bbox_min_size=8)))
