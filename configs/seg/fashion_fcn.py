@@ -1,0 +1,37 @@
+# FCN-D8 at Fashion-MNIST scale: the CPU-sized FCN on the ADEChallengeData2016 tree of composed Fashion-MNIST
+# scenes (tools/prepare_fashion.py): 11 classes (background + 10 items; label 0 = unlabelled, as in ADE20K),
+# with the backbone of the fashion pretraining configs (ResNet-18 layout, stem 32, width 16, dilated to
+# output stride 8). The variant and weights come from --pretrained (tools/transfer_grid.py passes both).
+_base_ = './fcn_r18d-tiny_ade20k-cpu.py'
+
+data_root = 'data/fashion/ADEChallengeData2016'
+classes = ('background', 'tshirt', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker', 'bag',
+           'boot')
+crop_size = (128, 128)
+max_iters = 400
+
+model = dict(data_preprocessor=dict(size=crop_size),
+             backbone=dict(stem_channels=32, base_channels=16),
+             decode_head=dict(num_classes=len(classes)),
+             auxiliary_head=dict(num_classes=len(classes)))
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='CheckSegMap', num_classes=len(classes)),
+    dict(type='RandomResize', scale=(128, 128), ratio_range=(0.75, 1.5), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackSegInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='CheckSegMap', num_classes=len(classes)),
+    dict(type='PackSegInputs'),
+]
+train_dataloader = dict(dataset=dict(data_root=data_root, metainfo=dict(classes=classes), pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(data_root=data_root, metainfo=dict(classes=classes), pipeline=test_pipeline))
+test_dataloader = val_dataloader
+param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=max_iters, by_epoch=False)]
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+default_hooks = dict(logger=dict(interval=50), checkpoint=dict(interval=max_iters))
