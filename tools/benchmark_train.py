@@ -1,0 +1,150 @@
+"""Training throughput (images/s) of ResNet-50-D as users train it, next to torchvision's ResNet-50.
+
+    python tools/benchmark_train.py [--batch 8] [--warmup 3] [--iters 10] [--device cpu|cuda] [--size 224]
+
+Our model is the BagClassifier of configs/cls/resnet50d_efficient.py (ResNet-50-D, zero gamma, Xavier
+init, 1000 classes), trained by mmengine's own ``train_step`` with the optimizer wrapper the config
+builds (Nesterov SGD, no bias decay through paramwise_cfg): forward, loss, backward, SGD step. It runs
+in fp32, in mixed precision (the config's MixedPrecisionOptimWrapper: bf16 autocast on CPU, fp16 with
+loss scaling on CUDA), and both again with channels-last tensors. The reference is a plain torchvision
+``resnet50()`` fp32 step (cross entropy, the same SGD) in the same process. Each variant runs
+``--warmup`` untimed iterations; then ``--iters`` rounds time one iteration of every variant in turn, so
+all variants see the same machine load (other jobs on a shared machine). img/s = batch / median
+iteration time; the ratio is the median over rounds of (reference time / variant time) in that round.
+Inputs are random tensors: this measures the model step, not data loading.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import os.path as osp
+import platform
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, REPO)
+CONFIG = osp.join(REPO, 'configs', 'cls', 'resnet50d_efficient.py')
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Training img/s: ResNet-50-D (fp32 / mixed precision / '
+                                                 'channels-last) vs torchvision ResNet-50 fp32')
+    parser.add_argument('--batch', type=int, default=8)
+    parser.add_argument('--warmup', type=int, default=3, help='untimed iterations per variant')
+    parser.add_argument('--iters', type=int, default=10, help='timed iterations per variant')
+    parser.add_argument('--size', type=int, default=224, help='input height and width')
+    parser.add_argument('--device', choices=['cpu', 'cuda'], default='cuda' if torch.cuda.is_available() else 'cpu')
+    args = parser.parse_args(argv)
+    if args.batch < 1 or args.iters < 1 or args.warmup < 0 or args.size < 32:
+        parser.error('need --batch >= 1, --iters >= 1, --warmup >= 0, --size >= 32')
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        parser.error('--device cuda: torch sees no CUDA device')
+    return args
+
+
+def cpu_name() -> str:
+    try:
+        with open('/proc/cpuinfo') as f:
+            names = [line.split(':', 1)[1].strip() for line in f if line.startswith('model name')]
+    except OSError:
+        names = []
+    return names[0] if names else (platform.processor() or platform.machine())
+
+
+def _sync(device: str) -> None:
+    if device == 'cuda':
+        torch.cuda.synchronize()
+
+
+def time_step(step, device: str) -> float:
+    start = time.perf_counter()
+    step()
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def batch_of(args, channels_last: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.randn(args.batch, 3, args.size, args.size, device=args.device)
+    y = torch.randint(0, 1000, (args.batch,), device=args.device)
+    return (x.contiguous(memory_format=torch.channels_last) if channels_last else x), y
+
+
+def ours(args, mixed: bool, channels_last: bool):
+    """A training step of the config's BagClassifier through mmengine's train_step and optimizer wrapper."""
+    from mmengine.config import Config
+    from mmengine.optim import build_optim_wrapper
+
+    import engine  # noqa: F401  (registers MixedPrecisionOptimWrapper)
+    from classification import MODELS
+    cfg = Config.fromfile(CONFIG)
+    model = MODELS.build(cfg.model).to(args.device).train()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optim_cfg = copy.deepcopy(cfg.optim_wrapper)
+    optim_cfg.optimizer.lr = 0.1 * args.batch / 256  # what auto_scale_lr gives one process
+    if not mixed:
+        optim_cfg.type = 'OptimWrapper'
+    elif optim_cfg.type != 'MixedPrecisionOptimWrapper':
+        raise ValueError(f'{CONFIG}: expected optim_wrapper.type MixedPrecisionOptimWrapper, got {optim_cfg.type}')
+    optim_wrapper = build_optim_wrapper(model, optim_cfg)
+    x, y = batch_of(args, channels_last)
+    return lambda: model.train_step(dict(inputs=x, data_samples=y), optim_wrapper)
+
+
+def torchvision_reference(args):
+    import torchvision
+    model = torchvision.models.resnet50().to(args.device).train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1 * args.batch / 256, momentum=0.9, weight_decay=1e-4,
+                          nesterov=True)
+    x, y = batch_of(args, channels_last=False)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    return step
+
+
+def main(argv=None) -> list[tuple[str, float, float]]:
+    args = parse_args(argv)
+    from mmengine.logging import MMLogger
+    MMLogger.get_instance('benchmark_train', log_level='WARNING')  # not the per-parameter paramwise_cfg lines
+    mp = 'fp16 AMP' if args.device == 'cuda' else 'bf16 autocast'
+    variants = [
+        ('torchvision resnet50, fp32', lambda: torchvision_reference(args)),
+        ('ResNet-50-D, fp32', lambda: ours(args, mixed=False, channels_last=False)),
+        (f'ResNet-50-D, {mp}', lambda: ours(args, mixed=True, channels_last=False)),
+        ('ResNet-50-D, fp32, channels-last', lambda: ours(args, mixed=False, channels_last=True)),
+        (f'ResNet-50-D, {mp}, channels-last', lambda: ours(args, mixed=True, channels_last=True)),
+    ]
+    device_name = torch.cuda.get_device_name() if args.device == 'cuda' else cpu_name()
+    print(f'training step, batch {args.batch} at {args.size}x{args.size}, {args.warmup} warmup iterations + {args.iters} '
+          f'timed rounds per variant; device {args.device} ({device_name}), torch {torch.__version__}, '
+          f'{torch.get_num_threads()} threads')
+    steps = [build() for _, build in variants]
+    for step in steps:
+        for _ in range(args.warmup):
+            step()
+    times = [[] for _ in steps]  # times[variant][round]
+    for r in range(args.iters):
+        for i, step in enumerate(steps):
+            times[i].append(time_step(step, args.device))
+        print(f'  round {r + 1}/{args.iters}: ' + ' '.join(f'{t[-1]:.2f}s' for t in times), flush=True)
+    rows = []
+    for (name, _), t in zip(variants, times):
+        ratio = statistics.median(ref / own for ref, own in zip(times[0], t))
+        rows.append((name, args.batch / statistics.median(t), ratio))
+    width = max(len(n) for n, *_ in rows)
+    print(f'\n{"variant":<{width}}  {"img/s":>8}  {"vs torchvision":>14}')
+    for name, ips, ratio in rows:
+        print(f'{name:<{width}}  {ips:8.2f}  {ratio:13.2f}x')
+    return rows
+
+
+if __name__ == '__main__':
+    main()
