@@ -3,9 +3,9 @@
 Importing this package (``custom_imports`` in configs/seg/) registers into mmseg's registries:
 ``CheckedADE20KDataset``, the ``CheckSegMap`` pipeline step and ``PerClassIoUMetric``.
 """
-from .datasets import CheckedADE20KDataset, SegLayoutError
+from .datasets import ADEFormatDataset, CheckedADE20KDataset, SegLayoutError
 from .metrics import PerClassIoUMetric, evaluation_summary, write_evaluation
 from .transforms import CheckSegMap
 
-__all__ = ['CheckedADE20KDataset', 'CheckSegMap', 'PerClassIoUMetric', 'SegLayoutError', 'evaluation_summary',
+__all__ = ['ADEFormatDataset', 'CheckedADE20KDataset', 'CheckSegMap', 'PerClassIoUMetric', 'SegLayoutError', 'evaluation_summary',
            'write_evaluation']

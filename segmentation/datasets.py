@@ -34,3 +34,15 @@ class CheckedADE20KDataset(ADE20KDataset):
             raise SegLayoutError(f'{len(missing)} of {len(data_list)} images in {img_dir} have no label map '
                                  f'(first: {", ".join(missing[:3])}); expected {ADE_LAYOUT}')
         return data_list
+
+
+@DATASETS.register_module()
+class ADEFormatDataset(CheckedADE20KDataset):
+    """The ADEChallengeData2016 layout and label convention (0 = unlabelled, 1..K = the classes) for a
+    data set with its own K classes, given as ``metainfo=dict(classes=...)``: label values index those
+    classes directly (ADE20KDataset would instead look them up among ADE20K's 150 names)."""
+    METAINFO = dict(classes=(), palette=())
+
+    @classmethod
+    def get_label_map(cls, new_classes=None):
+        return None

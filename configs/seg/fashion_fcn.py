@@ -29,8 +29,10 @@ test_pipeline = [
     dict(type='CheckSegMap', num_classes=len(classes)),
     dict(type='PackSegInputs'),
 ]
-train_dataloader = dict(dataset=dict(data_root=data_root, metainfo=dict(classes=classes), pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(data_root=data_root, metainfo=dict(classes=classes), pipeline=test_pipeline))
+train_dataloader = dict(dataset=dict(type='ADEFormatDataset', data_root=data_root, metainfo=dict(classes=classes),
+                                          pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(type='ADEFormatDataset', data_root=data_root, metainfo=dict(classes=classes),
+                                        pipeline=test_pipeline))
 test_dataloader = val_dataloader
 param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=max_iters, by_epoch=False)]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
