@@ -217,6 +217,16 @@ ROWS = [  # child, parent, trick-table rows that differ
     ('resnet50d_cosine_ls_mixup.py', 'resnet50d_cosine_ls.py', {'mixup', 'epochs'}),
     ('resnet50d_tricks.py', 'resnet50d_cosine_ls_mixup.py', {'distillation'}),
     ('resnet152d_teacher.py', 'resnet50d_cosine_ls.py', {'backbone'}),
+    ('resnet50b_baseline.py', 'resnet50_baseline.py', {'backbone'}),
+    # the Fashion-MNIST scale chain repeats the paper's rows (tools/transfer_grid.py)
+    ('fashion_d_efficient.py', 'fashion_b_standard.py',
+     {'backbone', 'batch', 'linear lr scaling', 'lr warmup', 'zero gamma', 'no bias decay', 'mixed precision'}),
+    ('fashion_d_cosine.py', 'fashion_d_efficient.py', {'lr decay'}),
+    ('fashion_d_cosine_ls.py', 'fashion_d_cosine.py', {'label smoothing'}),
+    ('fashion_d_cosine_ls_kd.py', 'fashion_d_cosine_ls.py', {'distillation'}),
+    ('fashion_d_cosine_ls_mixup.py', 'fashion_d_cosine_ls.py', {'mixup', 'epochs'}),
+    ('fashion_d_tricks.py', 'fashion_d_cosine_ls_mixup.py', {'distillation'}),
+    ('fashion_teacher.py', 'fashion_d_cosine_ls.py', {'backbone'}),
 ]
 
 

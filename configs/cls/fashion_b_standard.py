@@ -1,7 +1,7 @@
 # Fashion-MNIST scale of the "B-standard" row of Tables 7/8: ResNet-B with the paper's baseline recipe
 # (Nesterov SGD, Xavier init, step decay, fp32). Only sizes, schedule lengths and data roots change:
 # 28x28 product photos upscaled to 32 px, a ResNet-18 layout at quarter width, 3 epochs (step at 1 and 2).
-_base_ = './resnet50_baseline.py'
+_base_ = './resnet50b_baseline.py'
 
 data_root = 'data/fashion/imagenet'
 size = 32
@@ -29,7 +29,7 @@ val_dataloader = dict(batch_size=256, num_workers=2, persistent_workers=True, pi
                       dataset=dict(data_root=data_root, classes=classes, pipeline=val_pipeline))
 test_dataloader = val_dataloader
 model = dict(num_classes=10,
-             backbone=dict(variant='B', depth=18, stem_channels=32, base_channels=16))
+             backbone=dict(depth=18, stem_channels=32, base_channels=16))
 train_cfg = dict(max_epochs=epochs)
 param_scheduler = [dict(type='MultiStepLR', by_epoch=True, milestones=[1, 2], gamma=0.1)]
 default_hooks = dict(logger=dict(interval=50), checkpoint=dict(max_keep_ckpts=1))

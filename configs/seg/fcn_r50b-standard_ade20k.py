@@ -4,4 +4,4 @@ _base_ = './_base_/fcn_bagresnet50-d8_ade20k.py'
 model = dict(
     backbone=dict(
         variant='B',  # the architecture of the pretrained network
-        init_cfg=dict(type='Pretrained', checkpoint='work_dirs/resnet50b_standard/backbone.pth')))
+        init_cfg=dict(type='Pretrained', checkpoint='work_dirs/resnet50b_baseline/backbone.pth')))

@@ -3,4 +3,4 @@
 _base_ = './_base_/fcn_bagresnet50-d8_ade20k.py'
 model = dict(
     backbone=dict(
-        init_cfg=dict(type='Pretrained', checkpoint='work_dirs/resnet50d_distill/backbone.pth')))
+        init_cfg=dict(type='Pretrained', checkpoint='work_dirs/resnet50d_cosine_ls_kd/backbone.pth')))
