@@ -4,6 +4,9 @@ outside the module tree, so it is neither saved, optimised, nor switched to trai
 """
 from __future__ import annotations
 
+import hashlib
+import os.path as osp
+
 import torch
 from mmengine.config import Config
 from mmengine.logging import print_log
@@ -46,6 +49,14 @@ def build_teacher(config: str, checkpoint: str, num_classes: int) -> 'BagClassif
     return teacher.eval()
 
 
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 @MODELS.register_module()
 class BagClassifier(BaseModel):
     """Args:
@@ -73,6 +84,7 @@ class BagClassifier(BaseModel):
         in_channels = self.backbone.feat_channels[self.backbone.out_indices[-1]]
         self.head = LinearClsHead(in_channels, num_classes, xavier=getattr(self.backbone, 'init', None) == 'xavier')
         self._teacher = None
+        self.teacher_reference = None
         if distill:
             unknown = set(distill) - {'teacher_config', 'teacher_checkpoint', 'temperature', 'hard_weight'}
             if unknown or not distill.get('teacher_config') or not distill.get('teacher_checkpoint'):
@@ -86,6 +98,10 @@ class BagClassifier(BaseModel):
             # kept out of the module tree: not in state_dict(), parameters() or train()
             self.__dict__['_teacher'] = build_teacher(distill['teacher_config'], distill['teacher_checkpoint'],
                                                       num_classes)
+            # saved in checkpoint meta by BagRunner; a resume must use the same teacher file
+            self.teacher_reference = dict(config=osp.abspath(distill['teacher_config']),
+                                          checkpoint=osp.abspath(distill['teacher_checkpoint']),
+                                          sha256=file_sha256(distill['teacher_checkpoint']))
 
     @property
     def teacher(self) -> 'BagClassifier | None':

@@ -15,6 +15,8 @@ import torch
 from mmengine.logging import print_log
 from torchvision.io import ImageReadMode, decode_image, read_file
 
+from engine.guard import UserInputError
+
 from .registry import DATASETS
 from .transforms import build_pipeline
 
@@ -22,8 +24,12 @@ IMG_EXTENSIONS = ('.jpeg', '.jpg', '.png')
 _MAGIC = (b'\xff\xd8\xff', b'\x89PNG\r\n\x1a\n')
 
 
-class UnreadableImageError(ValueError):
+class UnreadableImageError(UserInputError):
     """An image file that cannot be decoded."""
+
+
+class ImageFolderError(UserInputError):
+    """An image folder tree or annotation file that does not have the expected layout."""
 
 
 def _has_image_header(path: str) -> bool:
@@ -104,11 +110,14 @@ class ImageNetFolder(torch.utils.data.Dataset):
             if not entry.is_dir():
                 continue
             if entry.name not in index:
-                raise ValueError(f'ImageNetFolder: class folder {entry.path} is not one of the '
+                raise ImageFolderError(f'ImageNetFolder: class folder {entry.path} is not one of the '
                                  f'{len(self.classes)} known classes (from {self.data_root}/train)')
-            for root, _, files in sorted(os.walk(entry.path)):
-                samples += [(osp.join(root, f), index[entry.name]) for f in sorted(files)
-                            if f.lower().endswith(IMG_EXTENSIONS)]
+            found = [(osp.join(root, f), index[entry.name]) for root, _, files in sorted(os.walk(entry.path))
+                     for f in sorted(files) if f.lower().endswith(IMG_EXTENSIONS)]
+            if not found:
+                raise ImageFolderError(f'ImageNetFolder: class folder {entry.path} holds no images '
+                                       f'({", ".join(IMG_EXTENSIONS)}); add its images or remove the folder')
+            samples += found
         return samples
 
     def _read_ann(self, ann_file: str) -> list[tuple[str, int]]:
@@ -120,10 +129,10 @@ class ImageNetFolder(torch.utils.data.Dataset):
                     continue
                 parts = line.rsplit(maxsplit=1)
                 if len(parts) != 2 or not parts[1].lstrip('-').isdigit():
-                    raise ValueError(f'{path}:{n}: expected "relative/path.JPEG label", got {line.strip()!r}')
+                    raise ImageFolderError(f'{path}:{n}: expected "relative/path.JPEG label", got {line.strip()!r}')
                 label = int(parts[1])
                 if not 0 <= label < len(self.classes):
-                    raise ValueError(f'{path}:{n}: label {label} outside 0..{len(self.classes) - 1} '
+                    raise ImageFolderError(f'{path}:{n}: label {label} outside 0..{len(self.classes) - 1} '
                                      f'({len(self.classes)} classes)')
                 img = osp.join(self.img_dir, parts[0].strip())
                 if not osp.isfile(img):
@@ -133,6 +142,10 @@ class ImageNetFolder(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    def get_data_info(self, idx: int) -> dict:
+        path, label = self.samples[idx]
+        return dict(img_path=path, gt_label=label)
 
     def load(self, idx: int) -> torch.Tensor:
         path = self.samples[idx][0]

@@ -8,8 +8,12 @@ from mmengine.fileio import exists
 from mmdet.datasets import VOCDataset
 from mmdet.registry import DATASETS
 
+from engine.guard import UserInputError
 
-class VOCLayoutError(ValueError):
+BOX_FIELDS = ('xmin', 'ymin', 'xmax', 'ymax')
+
+
+class VOCLayoutError(UserInputError):
     """A VOCdevkit tree that lacks a file the split lists, or holds an unreadable annotation."""
 
 
@@ -40,8 +44,23 @@ class StrictVOCDataset(VOCDataset):
         try:
             return super().parse_data_info(img_info)
         except (ET.ParseError, AttributeError, TypeError, ValueError) as e:
-            raise VOCLayoutError(f'unparsable VOC annotation {xml_path}: {type(e).__name__}: {e} (expected '
-                                 f'<annotation> with <size> and <object><name>/<bndbox> entries)') from e
+            missing = self._missing_field(xml_path) if not isinstance(e, ET.ParseError) else None
+            raise VOCLayoutError(f'unparsable VOC annotation {xml_path}: {type(e).__name__}: {e}'
+                                 + (f'; {missing}' if missing else '') + ' (expected <annotation> with <size> '
+                                 'and <object> entries of <name> and <bndbox> with <xmin>, <ymin>, <xmax>, <ymax>)') from e
+
+    @staticmethod
+    def _missing_field(xml_path: str) -> str | None:
+        """Name the first field an ``<object>`` lacks (mmdet fails with ``'NoneType' ... 'text'``)."""
+        root = ET.parse(xml_path).getroot()
+        for n, obj in enumerate(root.findall('object'), 1):
+            box = obj.find('bndbox')
+            missing = ('name' if not (obj.findtext('name') or '').strip() else
+                       'bndbox' if box is None else
+                       next((f'bndbox><{f}' for f in BOX_FIELDS if not (box.findtext(f) or '').strip()), None))
+            if missing:
+                return f'<object> {n} has no <{missing}>'
+        return None
 
     def _parse_instance_info(self, raw_ann_info: ET.ElementTree, minus_one: bool = True) -> list[dict]:
         for node in raw_ann_info.iter('difficult'):

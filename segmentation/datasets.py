@@ -6,11 +6,13 @@ import os.path as osp
 from mmseg.datasets import ADE20KDataset
 from mmseg.registry import DATASETS
 
+from engine.guard import UserInputError
+
 ADE_LAYOUT = ('ADEChallengeData2016/{images,annotations}/{training,validation}/ with ADE_*.jpg images and '
               'a same-named .png label map (values 0..150, 0 = other) for each image')
 
 
-class SegLayoutError(ValueError):
+class SegLayoutError(UserInputError):
     """A segmentation data tree or file that does not have the expected layout or content."""
 
 

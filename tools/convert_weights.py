@@ -11,6 +11,7 @@ import sys
 
 from backbones import BagResNet
 from backbones.checkpoint import CheckpointError, convert_weights_file
+from engine import run_tool
 
 
 def main(argv=None):
@@ -29,4 +30,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

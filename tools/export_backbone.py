@@ -15,6 +15,7 @@ import argparse
 from mmengine.config import Config
 
 from backbones.checkpoint import CheckpointError, convert_weights_file, load_weights_file
+from engine import run_tool
 
 
 def model_config(checkpoint: dict, config: str | None, source: str) -> Config:
@@ -45,4 +46,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 
-import torch
-
-from engine import BagRunner, add_common_args, build_config
+from engine import BagRunner, add_common_args, build_config, run_tool
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -36,12 +34,10 @@ def main(argv=None):
         from classification.tricks import format_table, trick_table
         print(f'config: {args.config}\n' + format_table(trick_table(cfg, args.world_size)))
         return None
-    if not torch.cuda.is_available() and cfg.get('env_cfg', {}).get('dist_cfg'):
-        cfg.env_cfg.dist_cfg.backend = 'gloo'  # nccl needs CUDA; gloo runs multi-process on CPU
     runner = BagRunner.from_cfg(cfg)
     runner.train()
     return runner
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

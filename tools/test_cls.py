@@ -13,7 +13,7 @@ import os.path as osp
 
 from mmengine.config import DictAction
 
-from engine import BagRunner, build_config, write_results_json
+from engine import BagRunner, build_config, run_tool, write_results_json
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -45,4 +45,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -13,7 +13,7 @@ import os.path as osp
 from mmengine.config import DictAction
 
 from detection import EVAL_MODES, set_eval_mode
-from engine import BagRunner, build_config
+from engine import BagRunner, build_config, run_tool
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -42,4 +42,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -11,7 +11,7 @@ import os.path as osp
 
 from mmengine.config import DictAction
 
-from engine import BagRunner, build_config
+from engine import BagRunner, build_config, run_tool
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -41,4 +41,4 @@ def main(argv=None) -> dict | None:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 from detection import EVAL_MODES, set_eval_mode
-from engine import BagRunner, add_common_args, build_config
+from engine import BagRunner, add_common_args, build_config, run_tool
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -46,4 +46,4 @@ def main(argv=None) -> BagRunner:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

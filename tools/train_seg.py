@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from engine import BagRunner, add_common_args, build_config
+from engine import BagRunner, add_common_args, build_config, run_tool
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -36,4 +36,4 @@ def main(argv=None) -> dict | None:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)
