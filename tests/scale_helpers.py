@@ -63,7 +63,8 @@ def run_tool(tool: str, *args: str, nproc: int = 1, timeout: int = 300, check: b
 
 
 def cls_config(path: str, data_root: str, *, num_classes: int, batch: int, epochs: int, augment: bool = False,
-               mixup: float = 0.0, workers: int = 0, kill_at: int | None = None, extra: str = '') -> str:
+               mixup: float = 0.0, workers: int = 0, kill_at: int | None = None, distill: dict | None = None,
+               extra: str = '') -> str:
     """A ResNet-18-D at 1/8 width on 32-px crops of ``data_root``, every epoch checkpointed, no validation.
 
     ``augment=False`` uses only deterministic transforms (resize + centre crop); BN runs in eval mode
@@ -81,7 +82,7 @@ def cls_config(path: str, data_root: str, *, num_classes: int, batch: int, epoch
     hooks = f"custom_hooks = [dict(type='KillAtIter', at={kill_at})]\n" if kill_at else ''
     text = f"""_base_ = {osp.join(REPO, 'configs', 'cls', 'resnet50_baseline.py')!r}
 custom_imports = dict(imports=['classification', 'scale_helpers'], allow_failed_imports=False)
-model = dict(num_classes={num_classes}, mixup_alpha={mixup},
+model = dict(num_classes={num_classes}, mixup_alpha={mixup}, distill={distill!r},
              backbone=dict(depth=18, variant='D', stem_channels=8, base_channels=8, norm_eval={not augment}))
 train_dataloader = dict(batch_size={batch}, num_workers={workers}, persistent_workers={workers > 0},
                         pin_memory=False, drop_last=True,
