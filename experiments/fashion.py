@@ -61,13 +61,17 @@ def find_source(download_root: str = 'data/fashion-mnist-download') -> str:
             f'torchvision could not download it ({type(e).__name__}: {e})') from e
 
 
-def write_classification(root: str, source: str | None = None, limit: int | None = None) -> dict:
-    """ImageNet-style folders ``root/{train,val}/<class>/*.png``; val is Fashion-MNIST's test split."""
+def write_classification(root: str, source: str | None = None, limit: int | None = None,
+                         train_limit: int | None = None) -> dict:
+    """ImageNet-style folders ``root/{train,val}/<class>/*.png``; val is Fashion-MNIST's test split.
+
+    ``limit`` keeps the first N images of both splits, ``train_limit`` of the train split only.
+    """
     counts = {}
     for split, folder in (('train', 'train'), ('test', 'val')):
         images, labels = load_split(split, source)
-        if limit:
-            images, labels = images[:limit], labels[:limit]
+        n = min(x for x in (limit, train_limit if split == 'train' else None, len(labels)) if x)
+        images, labels = images[:n], labels[:n]
         for name in NAMES:
             os.makedirs(osp.join(root, folder, name), exist_ok=True)
         for i, (img, lab) in enumerate(zip(images, labels)):

@@ -25,6 +25,7 @@ def main(argv=None):
     p.add_argument('--scene-size', type=int, default=128)
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--limit', type=int, default=None, help='use only the first N images of each split')
+    p.add_argument('--train-limit', type=int, default=None, help='use only the first N training images')
     args = p.parse_args(argv)
     spec = {k: v for k, v in vars(args).items() if k != 'out'}
     marker = osp.join(args.out, 'COMPLETE.json')
@@ -36,7 +37,7 @@ def main(argv=None):
     shutil.rmtree(tmp, ignore_errors=True)
     t = time.time()
     print(f'writing Fashion-MNIST from {source} to {args.out} ...', flush=True)
-    counts = write_classification(osp.join(tmp, 'imagenet'), source, args.limit)
+    counts = write_classification(osp.join(tmp, 'imagenet'), source, args.limit, args.train_limit)
     print(f'  classification: {counts} images ({time.time() - t:.0f} s)', flush=True)
     scenes = write_scenes(tmp, args.scenes_train, args.scenes_val, args.scene_size, args.seed, source)
     print(f'  scenes: {scenes} ({time.time() - t:.0f} s)', flush=True)

@@ -2,5 +2,5 @@
 # The teacher checkpoint is trained by tools/transfer_grid.py (or: tools/pretrain.py configs/cls/fashion_teacher.py).
 _base_ = './fashion_d_cosine_ls.py'
 model = dict(distill=dict(teacher_config='{{fileDirname}}/fashion_teacher.py',
-                          teacher_checkpoint='work_dirs/fashion_teacher/epoch_3.pth',
+                          teacher_checkpoint='work_dirs/fashion_teacher/epoch_2.pth',
                           temperature=20.0, hard_weight=0.5))

@@ -2,4 +2,4 @@
 # 200/120 of the epochs.
 _base_ = './fashion_d_cosine_ls.py'
 model = dict(mixup_alpha=0.2)
-train_cfg = dict(max_epochs=5)
+train_cfg = dict(max_epochs=3)

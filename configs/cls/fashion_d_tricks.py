@@ -1,5 +1,5 @@
 # Table 6 "+ distillation w/ mixup" (every trick) at Fashion-MNIST scale (resnet50d_tricks.py).
 _base_ = './fashion_d_cosine_ls_mixup.py'
 model = dict(distill=dict(teacher_config='{{fileDirname}}/fashion_teacher.py',
-                          teacher_checkpoint='work_dirs/fashion_teacher/epoch_3.pth',
+                          teacher_checkpoint='work_dirs/fashion_teacher/epoch_2.pth',
                           temperature=20.0, hard_weight=0.5))

@@ -5,16 +5,16 @@ _base_ = './faster-rcnn_r18d-tiny_fpn_voc-cpu.py'
 
 data_root = 'data/fashion/VOCdevkit/'
 classes = ('tshirt', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker', 'bag', 'boot')
-max_iters = 600
+max_iters = 100
 
 model = dict(backbone=dict(stem_channels=32, base_channels=16),
              roi_head=dict(bbox_head=dict(num_classes=len(classes))))
-train_dataloader = dict(batch_size=8, dataset=dict(data_root=data_root, metainfo=dict(classes=classes)))
+train_dataloader = dict(batch_size=4, dataset=dict(data_root=data_root, metainfo=dict(classes=classes)))
 val_dataloader = dict(dataset=dict(data_root=data_root, metainfo=dict(classes=classes)))
 test_dataloader = val_dataloader
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=30),
-    dict(type='CosineAnnealingLR', by_epoch=False, begin=30, end=max_iters, eta_min=1e-5),
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=10),
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=10, end=max_iters, eta_min=1e-5),
 ]
-default_hooks = dict(logger=dict(interval=50), checkpoint=dict(interval=max_iters))
+default_hooks = dict(logger=dict(interval=25), checkpoint=dict(interval=max_iters))

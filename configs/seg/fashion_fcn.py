@@ -8,7 +8,7 @@ data_root = 'data/fashion/ADEChallengeData2016'
 classes = ('background', 'tshirt', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker', 'bag',
            'boot')
 crop_size = (128, 128)
-max_iters = 400
+max_iters = 150
 
 model = dict(data_preprocessor=dict(size=crop_size),
              backbone=dict(stem_channels=32, base_channels=16),
@@ -36,4 +36,4 @@ val_dataloader = dict(dataset=dict(type='ADEFormatDataset', data_root=data_root,
 test_dataloader = val_dataloader
 param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=max_iters, by_epoch=False)]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
-default_hooks = dict(logger=dict(interval=50), checkpoint=dict(interval=max_iters))
+default_hooks = dict(logger=dict(interval=25), checkpoint=dict(interval=max_iters))
