@@ -8,6 +8,7 @@ linear scaling; ImageNet at batch 1024 has 1251 iterations per epoch.
 from __future__ import annotations
 
 import argparse
+import os
 
 import matplotlib
 from mmengine.config import Config
@@ -33,6 +34,7 @@ def main(argv=None) -> str:
     ax.set_ylabel('learning rate')
     ax.legend()
     fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     fig.savefig(args.out, dpi=100)
     print(f'wrote {args.out}')
     return args.out
