@@ -5,6 +5,7 @@ children of mmengine's root registries (as ``mmpretrain/registry.py`` does), so 
 ``default_scope='bagtricks'`` finds our entries first and everything else (samplers, SGD, LinearLR,
 hooks) in mmengine.
 """
+from mmengine import registry as mmengine_registry
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
@@ -17,5 +18,13 @@ DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='bagtricks')
 TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope='bagtricks')
 METRICS = Registry('metric', parent=MMENGINE_METRICS, scope='bagtricks')
 PARAM_SCHEDULERS = Registry('parameter scheduler', parent=MMENGINE_PARAM_SCHEDULERS, scope='bagtricks')
+
+# Empty children for the engine parts we only use, so building them in the 'bagtricks' scope resolves
+# through the parent instead of warning "Failed to search registry with scope bagtricks".
+_PASS_THROUGH = {name: Registry(getattr(mmengine_registry, name).name, parent=getattr(mmengine_registry, name),
+                                scope='bagtricks')
+                 for name in ('DATA_SAMPLERS', 'HOOKS', 'LOOPS', 'LOG_PROCESSORS', 'OPTIMIZERS', 'OPTIM_WRAPPERS',
+                              'OPTIM_WRAPPER_CONSTRUCTORS', 'VISBACKENDS', 'VISUALIZERS', 'EVALUATOR',
+                              'MODEL_WRAPPERS', 'WEIGHT_INITIALIZERS', 'FUNCTIONS')}
 
 __all__ = ['MODELS', 'DATASETS', 'TRANSFORMS', 'METRICS', 'PARAM_SCHEDULERS']
