@@ -70,7 +70,8 @@ class Grid:
         with open(log, 'a') as f:
             f.write(f'\n$ {" ".join(cmd)}\n')
             f.flush()
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO, text=True)
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO, text=True,
+                                    env=dict(os.environ, PYTHONUNBUFFERED='1'))  # progress as it happens
             for line in proc.stdout:
                 f.write(line)
                 tail = (tail + [line])[-15:]
