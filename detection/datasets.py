@@ -46,8 +46,8 @@ class StrictVOCDataset(VOCDataset):
         except (ET.ParseError, AttributeError, TypeError, ValueError) as e:
             missing = self._missing_field(xml_path) if not isinstance(e, ET.ParseError) else None
             raise VOCLayoutError(f'unparsable VOC annotation {xml_path}: {type(e).__name__}: {e}'
-                                 + (f'; {missing}' if missing else '') + ' (expected <annotation> with <size> '
-                                 'and <object> entries of <name> and <bndbox> with <xmin>, <ymin>, <xmax>, <ymax>)') from e
+                                 + (f'; {missing}' if missing else '') + ' (expected <annotation> with <size> and '
+                                 '<object> entries of <name> and <bndbox> with <xmin>, <ymin>, <xmax>, <ymax>)') from e
 
     @staticmethod
     def _missing_field(xml_path: str) -> str | None:

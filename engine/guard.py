@@ -40,6 +40,7 @@ def run_tool(main, argv=None):
         user = isinstance(e, USER_ERRORS) or (isinstance(e, TypeError) and 'unexpected keyword argument' in str(e))
         if not user or os.environ.get('BAGTRICKS_TRACEBACK') == '1':
             raise
+        hint = ' (a config or --cfg-options key that this component does not take)' if isinstance(e, TypeError) else ''
         sys.stdout.flush()
-        print(f'error: {one_line(e)}', file=sys.stderr, flush=True)
+        print(f'error: {one_line(e)}{hint}', file=sys.stderr, flush=True)
         raise SystemExit(1) from None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import os.path as osp
 import random
 import tempfile
 from contextlib import contextmanager

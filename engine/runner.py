@@ -58,6 +58,8 @@ class BagRunner(Runner):
         self.register_hook(PreflightHook())
         if self._randomness_cfg.get('deterministic'):
             self.register_hook(PositionSeedHook(self.seed, self.rank))
+            self.logger.info(f'deterministic mode: seeds derived from (seed {self.seed}, rank, epoch, iteration); '
+                             'train workers are not persistent')
 
     def setup_env(self, env_cfg: dict) -> None:
         if self.distributed and not is_distributed() and not torch.cuda.is_available():

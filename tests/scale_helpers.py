@@ -58,7 +58,8 @@ def run_tool(tool: str, *args: str, nproc: int = 1, timeout: int = 300, check: b
         env = child_env(PYTHON=sys.executable, MASTER_PORT=str(free_port()))
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
-        raise AssertionError(f'{" ".join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}')
+        raise AssertionError(f'{" ".join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n'
+                             f'{proc.stderr[-6000:]}')
     return proc
 
 
@@ -78,7 +79,8 @@ def cls_config(path: str, data_root: str, *, num_classes: int, batch: int, epoch
                     f"dict(type='Normalize', mean={MEAN}, std={STD})]")
     else:
         pipeline = (f"[dict(type='Resize', size=32, antialias=True), dict(type='CenterCrop', size=32), "
-                    f"dict(type='ToDtype', dtype='float32', scale=False), dict(type='Normalize', mean={MEAN}, std={STD})]")
+                    f"dict(type='ToDtype', dtype='float32', scale=False), "
+                    f"dict(type='Normalize', mean={MEAN}, std={STD})]")
     hooks = f"custom_hooks = [dict(type='KillAtIter', at={kill_at})]\n" if kill_at else ''
     text = f"""_base_ = {osp.join(REPO, 'configs', 'cls', 'resnet50_baseline.py')!r}
 custom_imports = dict(imports=['classification', 'scale_helpers'], allow_failed_imports=False)

@@ -94,3 +94,43 @@ def test_resume_with_another_teacher_file_is_an_error(tmp_path):
 
     run_tool('pretrain', config('kd3.py', tmp_path / 'teacher0.pth', 2), '--work-dir', work, '--resume')
     assert sorted(os.listdir(work)).count('epoch_2.pth') == 1
+
+
+
+class _Draws(torch.utils.data.Dataset):
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, idx):
+        return torch.rand(())  # what a random transform in a worker draws
+
+
+def _draws(loader, epoch):
+    loader.sampler.set_epoch(epoch)  # as DistSamplerSeedHook does before each epoch
+    return torch.cat(list(loader))
+
+
+def _loader(seed=0):
+    from engine import BagRunner
+    return BagRunner.build_dataloader(dict(batch_size=2, num_workers=2, persistent_workers=False,
+                                           sampler=dict(type='DefaultSampler', shuffle=False),
+                                           collate_fn=dict(type='default_collate'), dataset=_Draws()), seed=seed)
+
+
+def test_worker_seeds_follow_the_epoch_and_repeat_after_a_rebuild():
+    """mmengine seeds workers with seed + rank * num_workers + worker_id, the same every epoch, so
+    non-persistent workers repeat last epoch's augmentation; BagRunner mixes in the epoch."""
+    from functools import partial
+
+    from mmengine.dataset import DefaultSampler
+    from mmengine.dataset.utils import worker_init_fn
+    loader = _loader()
+    first, second = _draws(loader, 0), _draws(loader, 1)
+    assert not torch.equal(first, second)              # a new epoch draws new augmentation
+    assert torch.equal(second, _draws(_loader(), 1))   # a resumed epoch (a fresh loader) draws the same
+    assert not torch.equal(second, _draws(_loader(seed=1), 1))
+
+    plain = torch.utils.data.DataLoader(_Draws(), batch_size=2, num_workers=2,
+                                        worker_init_fn=partial(worker_init_fn, num_workers=2, rank=0, seed=0),
+                                        sampler=DefaultSampler(_Draws(), shuffle=False, seed=0))
+    assert torch.equal(_draws(plain, 0), _draws(plain, 1))  # mmengine's own seeding: epoch 1 repeats epoch 0
