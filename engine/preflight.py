@@ -119,7 +119,7 @@ def check_first_batch(loader) -> int:
     with preserved_rng():
         for idx in indices:
             path = image_path(dataset, idx)
-            if path:
+            if path and getattr(dataset, 'on_unreadable', 'error') != 'skip':  # the user chose to skip bad files
                 decode_strictly(path)
             try:
                 dataset[idx]
