@@ -8,17 +8,21 @@ data_root = 'data/fashion/ADEChallengeData2016'
 classes = ('background', 'tshirt', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker', 'bag',
            'boot')
 crop_size = (128, 128)
-max_iters = 150
+max_iters = 400
 
+# Background is about 90 % of these scenes' pixels (ADE20K has no such class), so it is weighted 0.25 in the
+# loss; with equal weights 400 iterations leave every pixel background (mIoU 8, measured). The training crops
+# are never padded, since mmseg 1.2.2's class-weighted loss cannot take the padding's ignore label.
+class_weight = [0.25] + [1.0] * (len(classes) - 1)
 model = dict(data_preprocessor=dict(size=crop_size),
              backbone=dict(stem_channels=32, base_channels=16),
-             decode_head=dict(num_classes=len(classes)),
-             auxiliary_head=dict(num_classes=len(classes)))
+             decode_head=dict(num_classes=len(classes), loss_decode=dict(class_weight=class_weight)),
+             auxiliary_head=dict(num_classes=len(classes), loss_decode=dict(class_weight=class_weight)))
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='CheckSegMap', num_classes=len(classes)),
-    dict(type='RandomResize', scale=(128, 128), ratio_range=(0.75, 1.5), keep_ratio=True),
+    dict(type='RandomResize', scale=(128, 128), ratio_range=(1.0, 1.5), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs'),
@@ -34,6 +38,8 @@ train_dataloader = dict(dataset=dict(type='ADEFormatDataset', data_root=data_roo
 val_dataloader = dict(dataset=dict(type='ADEFormatDataset', data_root=data_root, metainfo=dict(classes=classes),
                                         pipeline=test_pipeline))
 test_dataloader = val_dataloader
-param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=max_iters, by_epoch=False)]
+# AdamW, as the CPU-sized detector: SGD at this scale learns too slowly from few iterations
+optim_wrapper = dict(_delete_=True, type='OptimWrapper', optimizer=dict(type='AdamW', lr=0.002, weight_decay=0.0001))
+param_scheduler = [dict(type='PolyLR', eta_min=1e-5, power=0.9, begin=0, end=max_iters, by_epoch=False)]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
-default_hooks = dict(logger=dict(interval=25), checkpoint=dict(interval=max_iters))
+default_hooks = dict(logger=dict(interval=100), checkpoint=dict(interval=max_iters))
