@@ -1,6 +1,7 @@
 """mmdet's Faster R-CNN and mmseg's FCN-D8, from the toolboxes' own configs, run on our ResNet-D-50."""
 import torch
 from mmengine.hub import get_config
+from mmengine.registry import DefaultScope
 from mmengine.optim import OptimWrapper
 
 import backbones  # noqa: F401  registers bagtricks.BagResNet
@@ -27,10 +28,11 @@ def test_faster_rcnn_from_mmdet_config_with_resnet_d50():
     from mmdet.structures import DetDataSample
     from mmdet.utils import register_all_modules
     from mmengine.structures import InstanceData
-    register_all_modules()
+    register_all_modules(init_default_scope=False)
     cfg = _swap_backbone(get_config('mmdet::pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py'))
     assert cfg.model.backbone.style == 'pytorch' and cfg.model.backbone.frozen_stages == 1
-    model = MODELS.build(cfg.model)
+    with DefaultScope.overwrite_default_scope('mmdet'):  # only here: later tests build in other scopes
+        model = MODELS.build(cfg.model)
     model.init_weights()
     assert type(model.backbone).__name__ == 'BagResNet' and model.backbone.variant == 'D'
 
@@ -52,14 +54,15 @@ def test_fcn_d8_from_mmseg_config_with_resnet_d50():
     from mmseg.structures import SegDataSample
     from mmseg.utils import register_all_modules
     from mmengine.structures import PixelData
-    register_all_modules()
+    register_all_modules(init_default_scope=False)
     cfg = get_config('mmseg::fcn/fcn_r50-d8_4xb4-80k_ade20k-512x512.py')
     cfg.model.pretrained = None
     cfg.norm_cfg = cfg.model.backbone.norm_cfg = dict(type='BN', requires_grad=True)  # SyncBN needs a process group
     cfg.model.decode_head.norm_cfg = cfg.model.auxiliary_head.norm_cfg = cfg.norm_cfg
     cfg = _swap_backbone(cfg)
     assert tuple(cfg.model.backbone.dilations) == (1, 1, 2, 4) and tuple(cfg.model.backbone.strides) == (1, 2, 1, 1)
-    model = MODELS.build(cfg.model)
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = MODELS.build(cfg.model)
     model.init_weights()
 
     h = w = 64
