@@ -12,12 +12,16 @@ from mmengine.registry import PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry
 
-from backbones.registry import MODELS
+from backbones.registry import MODELS, own_scope
 
-DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='bagtricks')
-TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope='bagtricks')
-METRICS = Registry('metric', parent=MMENGINE_METRICS, scope='bagtricks')
-PARAM_SCHEDULERS = Registry('parameter scheduler', parent=MMENGINE_PARAM_SCHEDULERS, scope='bagtricks')
+DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='bagtricks',
+                    build_func=own_scope(MMENGINE_DATASETS.build_func))
+TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope='bagtricks',
+                    build_func=own_scope(MMENGINE_TRANSFORMS.build_func))
+METRICS = Registry('metric', parent=MMENGINE_METRICS, scope='bagtricks',
+                    build_func=own_scope(MMENGINE_METRICS.build_func))
+PARAM_SCHEDULERS = Registry('parameter scheduler', parent=MMENGINE_PARAM_SCHEDULERS, scope='bagtricks',
+                    build_func=own_scope(MMENGINE_PARAM_SCHEDULERS.build_func))
 
 # Empty children for the engine parts we only use, so building them in the 'bagtricks' scope resolves
 # through the parent instead of warning "Failed to search registry with scope bagtricks".

@@ -196,3 +196,13 @@ def test_convert_weights_tool(tmp_path):
                          capture_output=True, text=True)
     assert bad.returncode != 0 and 'does not fit BagResNet(depth=18' in bad.stderr
     assert not (tmp_path / 'b.pth').exists() and not (tmp_path / 'b.pth.tmp').exists()
+
+
+def test_registry_builds_in_its_own_scope_whatever_scope_a_runner_left_behind():
+    import mmdet.models  # noqa: F401
+    from mmengine.registry import DefaultScope
+    from backbones.registry import MODELS
+    with DefaultScope.overwrite_default_scope('mmdet'):  # what an mmdet Runner leaves as current scope
+        m = MODELS.build(dict(type='BagResNet', depth=18, variant='C'))
+        assert DefaultScope.get_current_instance().scope_name == 'mmdet'
+    assert isinstance(m, BagResNet) and m.variant == 'C'
