@@ -5,4 +5,4 @@ _base_ = './_base_/faster-rcnn_bagresnet50_fpn_voc0712.py'
 model = dict(
     backbone=dict(
         variant='B',  # the architecture of the pretrained network
-        init_cfg=dict(type='Pretrained', checkpoint='work_dirs/resnet50b_baseline/backbone.pth')))
+        init_cfg=dict(_delete_=True, type='Pretrained', checkpoint='work_dirs/resnet50b_baseline/backbone.pth')))

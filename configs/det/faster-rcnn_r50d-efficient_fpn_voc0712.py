@@ -4,4 +4,4 @@
 _base_ = './_base_/faster-rcnn_bagresnet50_fpn_voc0712.py'
 model = dict(
     backbone=dict(
-        init_cfg=dict(type='Pretrained', checkpoint='work_dirs/resnet50d_efficient/backbone.pth')))
+        init_cfg=dict(_delete_=True, type='Pretrained', checkpoint='work_dirs/resnet50d_efficient/backbone.pth')))
