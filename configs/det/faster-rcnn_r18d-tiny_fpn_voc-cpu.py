@@ -9,7 +9,8 @@ img_scale = (128, 128)
 max_iters = 300
 
 model = dict(
-    backbone=dict(depth=18, stem_channels=16, base_channels=16, frozen_stages=-1, norm_eval=False),
+    backbone=dict(depth=18, stem_channels=16, base_channels=16, frozen_stages=-1, norm_eval=False,
+                  zero_gamma=False),  # from scratch as measured (mmdet's default would zero-init residuals)
     neck=dict(in_channels=[16, 32, 64, 128], out_channels=64),
     rpn_head=dict(in_channels=64, feat_channels=64),
     roi_head=dict(bbox_roi_extractor=dict(out_channels=64, roi_layer=dict(sampling_ratio=2)),

@@ -9,7 +9,8 @@ max_iters = 60
 
 model = dict(
     data_preprocessor=dict(size=crop_size),
-    backbone=dict(depth=18, stem_channels=16, base_channels=width),
+    backbone=dict(depth=18, stem_channels=16, base_channels=width,
+                  zero_gamma=False),  # from scratch as measured (mmseg's default would zero-init residuals)
     decode_head=dict(in_channels=width * 8, channels=32),
     auxiliary_head=dict(in_channels=width * 4, channels=16))
 
