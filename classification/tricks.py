@@ -1,9 +1,57 @@
 """The trick table of a resolved config: which trick is on, the lr after scaling, the epochs."""
 from __future__ import annotations
 
+import inspect
+
 from mmengine.config import Config
 
+from backbones.registry import MODELS
+
 from .schedules import scaled_lr
+
+ARCH_KEYS = ('depth', 'variant', 'width', 'act')  # the backbone arguments that name the network
+
+
+def _backbone(backbone) -> str:
+    args = ' '.join(f'{k} {backbone[k]}' for k in ARCH_KEYS if k in backbone)
+    if backbone.type.split('.')[-1] == 'BagResNet':  # unset ResNet arguments print their absence
+        args = f"depth {backbone.get('depth')} variant {backbone.get('variant')}"
+    return f'{backbone.type} {args}'.rstrip()
+
+
+def _zero_gamma(backbone) -> str:
+    cls = MODELS.get(backbone.type)
+    if cls is not None and not getattr(cls, 'zero_gamma_applies', True):
+        # no residual block: nothing to zero (an explicit zero_gamma=True is an error when it is built)
+        return 'n/a for this backbone' + (' (zero_gamma=True is set: building it is an error)'
+                                          if backbone.get('zero_gamma') else '')
+    return 'on' if backbone.get('zero_gamma', False) else 'off'
+
+
+def _init(backbone) -> str:
+    if 'init' in backbone:
+        return str(backbone.init)
+    cls = MODELS.get(backbone.type)
+    default = inspect.signature(cls).parameters.get('init') if cls is not None else None
+    return str(default.default) if default is not None else 'torchvision'
+
+
+def _sizes(pipeline, *types) -> list:
+    return [t.get('size') for t in pipeline or [] for want in types if t.get('type') == want]
+
+
+def _input(cfg: Config) -> str:
+    """The train crop and the val resize / centre crop (299 and 342/299 for Inception-V3)."""
+    parts = []
+    train = cfg.get('train_dataloader') or {}
+    crop = _sizes((train.get('dataset') or {}).get('pipeline'), 'RandomResizedCrop')
+    parts.append(f'train crop {crop[0]}' if crop else 'train crop none')
+    val = cfg.get('val_dataloader') or {}
+    pipeline = (val.get('dataset') or {}).get('pipeline')
+    resize, centre = _sizes(pipeline, 'Resize'), _sizes(pipeline, 'CenterCrop')
+    if pipeline:
+        parts.append('val' + (f' resize {resize[0]}' if resize else '') + (f' centre crop {centre[0]}' if centre else ''))
+    return ', '.join(parts)
 
 
 def _schedule(cfg: Config) -> tuple[str, str]:
@@ -31,8 +79,8 @@ def trick_table(cfg: Config, world_size: int) -> list[tuple[str, str]]:
     distill = model.get('distill')
     on = {True: 'on', False: 'off'}
     return [
-        ('backbone', f"{backbone.type} depth {backbone.get('depth')} variant {backbone.get('variant')}, "
-                     f"{model.num_classes} classes"),
+        ('backbone', f'{_backbone(backbone)}, {model.num_classes} classes'),
+        ('input', _input(cfg)),
         ('batch', f'{batch} per process x {world_size} processes = {batch * world_size}'),
         ('linear lr scaling', (f"on: lr {opt.lr} x {batch * world_size}/{auto['base_batch_size']} = "
                                f"{scaled_lr(cfg, world_size):g}") if auto.get('enable') else f'off: lr {opt.lr}'),
@@ -41,11 +89,13 @@ def trick_table(cfg: Config, world_size: int) -> list[tuple[str, str]]:
         ('lr decay', decay),
         ('optimizer', f"{opt.type} momentum {opt.get('momentum', 0)} nesterov {opt.get('nesterov', False)} "
                       f"wd {opt.get('weight_decay', 0)}"),
-        ('init', str(backbone.get('init', 'torchvision'))),
-        ('zero gamma', on[bool(backbone.get('zero_gamma', False))]),
+        ('init', _init(backbone)),
+        ('zero gamma', _zero_gamma(backbone)),
         ('no bias decay', on[paramwise.get('bias_decay_mult') == 0 and paramwise.get('norm_decay_mult') == 0]),
         ('mixed precision', on[cfg.optim_wrapper.type in ('MixedPrecisionOptimWrapper', 'AmpOptimWrapper')]
          + f' ({cfg.optim_wrapper.type})'),
+        ('channels-last', on[bool(backbone.get('channels_last', False))] + ' (memory format of the convolutions)'),
+        ('classifier dropout', f"p {model.get('dropout')}" if model.get('dropout') else 'off'),
         ('label smoothing', f"eps {model.get('label_smoothing', 0.0)}" if model.get('label_smoothing') else 'off'),
         ('mixup', f"alpha {model.get('mixup_alpha')}" if model.get('mixup_alpha') else 'off'),
         ('distillation', (f"teacher {distill.teacher_config} ({distill.teacher_checkpoint}), "

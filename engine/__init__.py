@@ -9,6 +9,7 @@ from .cli import ConfigError, add_common_args, apply_pretrained, build_config
 from .guard import PreflightError, UserInputError, run_tool
 from .results import write_results_json
 from .runner import BagRunner
+from .throughput import ThroughputLogProcessor
 
-__all__ = ['BagRunner', 'ConfigError', 'MixedPrecisionOptimWrapper', 'PreflightError', 'UserInputError',
-           'add_common_args', 'apply_pretrained', 'build_config', 'run_tool', 'write_results_json']
+__all__ = ['BagRunner', 'ConfigError', 'MixedPrecisionOptimWrapper', 'PreflightError', 'ThroughputLogProcessor',
+           'UserInputError', 'add_common_args', 'apply_pretrained', 'build_config', 'run_tool', 'write_results_json']

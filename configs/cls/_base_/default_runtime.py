@@ -1,6 +1,6 @@
 # Runtime shared by every pretraining config: scope, hooks, logging (text + TensorBoard), checkpoints.
 default_scope = 'bagtricks'
-custom_imports = dict(imports=['classification'], allow_failed_imports=False)
+custom_imports = dict(imports=['classification', 'engine'], allow_failed_imports=False)
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
@@ -14,7 +14,7 @@ default_hooks = dict(
 env_cfg = dict(cudnn_benchmark=True, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
                dist_cfg=dict(backend='nccl'))
 visualizer = dict(type='Visualizer', vis_backends=[dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')])
-log_processor = dict(by_epoch=True, window_size=50)
+log_processor = dict(type='ThroughputLogProcessor', by_epoch=True, window_size=50)  # img/s next to the ETA
 log_level = 'INFO'
 load_from = None
 resume = False

@@ -5,6 +5,7 @@
 # differ only in the pretrained backbone file.
 _base_ = 'mmdet::pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py'
 custom_imports = dict(imports=['backbones', 'engine', 'detection'], allow_failed_imports=False)
+log_processor = dict(type='ThroughputLogProcessor')  # img/s next to the ETA (engine/throughput.py)
 
 data_root = 'data/VOCdevkit/'
 
@@ -12,6 +13,7 @@ model = dict(
     backbone=dict(
         type='bagtricks.BagResNet',
         variant='D',
+        channels_last=True,  # NHWC convolutions: 1.16x per backbone step at 1000x600 on CPU fp32 (README)
         init_cfg=None))  # replaces mmdet's torchvision://resnet50; set by each row or by --pretrained
 
 # mmdet's VOC datasets as StrictVOCDataset (errors name the missing/broken file; labelme XML loads)
