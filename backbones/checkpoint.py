@@ -1,18 +1,31 @@
 """Checkpoint reading and key conversion: the one place that decides how a file is unpickled.
 
-* Weights from outside (torchvision, timm, mmdet/mmseg/mmpretrain, an exported backbone, or a
-  pretraining checkpoint handed to a transfer tool) go through :func:`load_weights_file`:
-  ``torch.load(weights_only=True)``. mmengine checkpoints carry a little bookkeeping (its
-  ``HistoryBuffer`` and numpy arrays in the message hub); those few types are allow-listed for the
-  restricted unpickler, nothing else is.
-* The project's own resume state, read from its own work directory, is the only thing loaded with
-  the full unpickler: :func:`load_training_state`, used by the Runner's resume.
+There is no full unpickler anywhere: every file is read by torch's restricted unpickler
+(``weights_only=True``) plus an explicit allow-list of the bookkeeping types mmengine 0.10.7's
+``Runner.save_checkpoint`` writes besides tensors and plain containers (checked against real cls, det
+and seg checkpoints): the message hub's ``HistoryBuffer`` (whose statistics methods pickle as
+``getattr(HistoryBuffer, 'mean')``, the only ``getattr`` resolved), and the numpy arrays, scalars and
+dtypes in its buffers and runtime info (``eta``, ``best_score``). Optimizer and scheduler states,
+``meta`` (epoch, iter, the config as *text*, seed, dataset_meta, the distillation teacher) are plain
+dicts, lists, strings and numbers. Anything else in a file is refused before it is created.
+
+* :func:`load_weights_file`: weights from outside (torchvision, timm, mmdet/mmseg/mmpretrain, an
+  exported backbone, or a pretraining checkpoint handed to a transfer tool).
+* :func:`load_training_state`: the same loader, for ``--resume``; it also requires the training state
+  (``state_dict`` + ``meta``) to be there.
+* :func:`check_model_fits`: a whole-model checkpoint against the model a tool built (strict).
+
+The config text in ``meta['cfg']`` is never executed; :func:`backbone_cfg_from_meta` reads the
+backbone's arguments from it as literal data.
 """
 from __future__ import annotations
 
+import ast
 import os
 import pickle
 import re
+import stat
+import tempfile
 from collections import OrderedDict
 from typing import Mapping
 
@@ -53,9 +66,7 @@ def _safe_globals_for(path: str) -> list:
             allowed.append((_history_buffer_getattr, name))
             continue
         if name not in _MMENGINE_BOOKKEEPING and not name.startswith('numpy.dtypes.'):
-            raise CheckpointError(
-                f'{path}: refusing to unpickle {name!r}. Weights files are loaded with '
-                f'weights_only=True; expected plain tensors (or an mmengine checkpoint).')
+            raise _refused(path, name)
         module, _, attr = name.rpartition('.')
         allowed.append(getattr(importlib.import_module(module), attr))
     if 'numpy.dtype' in needed:  # numpy >= 1.25 builds a dtype through its numeric DType class
@@ -64,26 +75,166 @@ def _safe_globals_for(path: str) -> list:
     return allowed
 
 
-def load_weights_file(path: str) -> dict:
-    """Read a weights file from outside with the restricted unpickler (``weights_only=True``)."""
-    if not os.path.isfile(path):
-        raise CheckpointError(f'weights file not found: {path}')
+def _check_readable_file(path: str, what: str) -> None:
+    """A path torch.load may open: it exists, is a regular file (a FIFO would block), is not empty."""
+    try:
+        st = os.stat(path)  # follows symlinks; a loop or a dangling link fails here
+    except FileNotFoundError:
+        raise CheckpointError(f'{what} not found: {path}') from None
+    except OSError as e:
+        raise CheckpointError(f'{what} {path} cannot be read ({e.strerror or e})') from e
+    if stat.S_ISDIR(st.st_mode):
+        raise CheckpointError(f'{what} {path} is a directory; expected a checkpoint file (.pth)')
+    if not stat.S_ISREG(st.st_mode):
+        raise CheckpointError(f'{what} {path} is not a regular file (a FIFO, socket or device); expected a .pth file')
+    if st.st_size == 0:
+        raise CheckpointError(f'{what} {path} is empty (0 bytes); expected a torch checkpoint')
+    if not os.access(path, os.R_OK):
+        raise CheckpointError(f'{what} {path} is not readable (permission denied)')
+
+
+def _refusal(path: str, e: Exception, what: str = 'checkpoint') -> CheckpointError:
+    """torch's weights-only message advises weights_only=False; name what was refused instead."""
+    text = str(e)
+    m = re.search(r'(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)', text)
+    if m:
+        return _refused(path, m.group(1))
+    if 'Weights only load failed' in text:
+        m = re.search(r'WeightsUnpickler error:\s*([^\n]+)', text)
+        return CheckpointError(f'{path}: not a readable torch {what} (the restricted unpickler stops at: '
+                               f'{m.group(1).strip() if m else "not tensors"}); expected a .pth file written by '
+                               'torch.save (nothing in a file is executed)')
+    if 'central directory' in text or 'zip archive' in text or isinstance(e, EOFError):
+        return CheckpointError(f'{path}: truncated or damaged checkpoint ({type(e).__name__}: '
+                               f'{text.split(". ")[0].strip()[:120]}); use an earlier checkpoint')
+    return CheckpointError(f'{path}: not a readable torch {what} (the torch loader says {type(e).__name__}: '
+                           f'{text.strip()[:120] or repr(e)}); expected a .pth file written by torch.save')
+
+
+def _refused(path: str, name: str) -> CheckpointError:
+    return CheckpointError(f'{path}: refusing to unpickle {name!r}: checkpoints are read with the restricted '
+                           'unpickler (tensors and mmengine bookkeeping only); nothing in a file is executed')
+
+
+def _restricted_load(path: str, what: str):
+    _check_readable_file(path, what)
     try:
         with torch.serialization.safe_globals(_safe_globals_for(path)):
-            obj = torch.load(path, map_location='cpu', weights_only=True)
+            return torch.load(path, map_location='cpu', weights_only=True)
     except CheckpointError:
         raise
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as e:
-        raise CheckpointError(f'{path}: not a readable torch weights file ({type(e).__name__}: '
-                              f'{str(e).splitlines()[0] if str(e) else e!r})') from e
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, KeyError, TypeError,
+            AttributeError, ImportError, IndexError, UnicodeDecodeError) as e:
+        cause = e.__cause__ or e.__context__
+        if isinstance(cause, CheckpointError):  # raised by _history_buffer_getattr inside the unpickler
+            raise cause from None
+        raise _refusal(path, e, what) from e
+
+
+def load_weights_file(path: str) -> dict:
+    """Read a weights file from outside with the restricted unpickler (``weights_only=True``)."""
+    obj = _restricted_load(path, 'weights file')
     if not isinstance(obj, Mapping):
         raise CheckpointError(f'{path}: expected a dict of tensors, got {type(obj).__name__}')
     return obj
 
 
 def load_training_state(path: str) -> dict:
-    """Full unpickler for the project's own resume state (optimizer, schedulers, message hub)."""
-    return torch.load(path, map_location='cpu', weights_only=False)
+    """The project's own resume state (model, optimizer, schedulers, message hub, meta), read with the
+    same restricted unpickler as every other file. Raises unless it is a training checkpoint."""
+    obj = _restricted_load(path, 'checkpoint')
+    if not isinstance(obj, Mapping) or not isinstance(obj.get('state_dict'), Mapping) \
+            or not isinstance(obj.get('meta'), Mapping):
+        keys = ', '.join(map(str, list(obj)[:5])) if isinstance(obj, Mapping) else type(obj).__name__
+        raise CheckpointError(f'{path} holds no training state (got {keys}); --resume needs a checkpoint written '
+                              'by training (state_dict, meta, optimizer); to start from weights use --pretrained '
+                              'or load_from')
+    return dict(obj)
+
+
+def _literal(node: ast.AST):
+    """The value of a config expression made only of literals and ``dict(...)`` calls (never executed)."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == 'dict' \
+            and not node.args and all(k.arg for k in node.keywords):
+        return {k.arg: _literal(k.value) for k in node.keywords}
+    if isinstance(node, ast.Dict) and None not in node.keys:
+        return {_literal(k): _literal(v) for k, v in zip(node.keys, node.values)}
+    if isinstance(node, (ast.List, ast.Tuple)):
+        items = [_literal(e) for e in node.elts]
+        return items if isinstance(node, ast.List) else tuple(items)
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)) \
+            and isinstance(node.operand, ast.Constant) and isinstance(node.operand.value, (int, float)):
+        return -node.operand.value if isinstance(node.op, ast.USub) else node.operand.value
+    raise ValueError(f'line {getattr(node, "lineno", "?")}: {type(node).__name__} is not literal data')
+
+
+def backbone_cfg_from_meta(checkpoint: Mapping, source: str) -> dict:
+    """``model.backbone`` of the config text a training checkpoint stores in ``meta['cfg']``, parsed as
+    data with :mod:`ast` (the text is never executed; anything but literals and ``dict()`` is refused)."""
+    text = (checkpoint.get('meta') or {}).get('cfg') if isinstance(checkpoint.get('meta'), Mapping) else None
+    if not isinstance(text, str) or not text.strip():
+        raise CheckpointError(f'{source} stores no config; pass --config to check the backbone against')
+    try:
+        tree = ast.parse(text)
+        model = next(n.value for n in tree.body if isinstance(n, ast.Assign) and len(n.targets) == 1
+                     and isinstance(n.targets[0], ast.Name) and n.targets[0].id == 'model')
+        fields = ({k.arg: k.value for k in model.keywords} if isinstance(model, ast.Call) else
+                  {getattr(k, 'value', None): v for k, v in zip(model.keys, model.values)}
+                  if isinstance(model, ast.Dict) else {})
+        backbone = _literal(fields['backbone'])
+    except (SyntaxError, StopIteration, KeyError, ValueError, TypeError) as e:
+        raise CheckpointError(f'{source}: cannot read model.backbone from the config stored in the checkpoint as '
+                              f'plain data ({type(e).__name__}: {e}); pass --config') from None
+    if not isinstance(backbone, dict) or 'type' not in backbone:
+        raise CheckpointError(f'{source}: the stored config\'s model.backbone is not a dict with a type; pass --config')
+    return backbone
+
+
+def _prefixes(keys) -> list[str]:
+    return sorted({k.split('.', 1)[0] for k in keys})
+
+
+def describe_state(keys) -> str:
+    """What kind of model a state dict belongs to, from its top-level key prefixes."""
+    keys = list(keys)
+    top = _prefixes(keys)
+    kind = ('a detector' if {'rpn_head', 'roi_head', 'bbox_head'} & set(top) else
+            'a segmentor' if 'decode_head' in top else
+            'a classifier' if 'backbone' in top and 'head' in top else
+            'a backbone only' if 'conv1.weight' in keys or 'conv1.0.weight' in keys or 'stem.0.weight' in keys else
+            'an unknown model')
+    return f'{kind} ({", ".join(p + ".*" for p in top[:6])}{", ..." if len(top) > 6 else ""})'
+
+
+def describe_model(model: torch.nn.Module) -> str:
+    backbone = getattr(model, 'backbone', None)
+    parts = []
+    if backbone is not None and hasattr(backbone, 'depth'):
+        parts.append(f'{type(backbone).__name__} depth={backbone.depth} variant={getattr(backbone, "variant", "?")!r}')
+    classes = getattr(model, 'num_classes', None) or getattr(getattr(model, 'decode_head', None), 'num_classes', None)
+    if classes:
+        parts.append(f'{classes} classes')
+    return f'{type(model).__name__}({", ".join(parts)})'
+
+
+def check_model_fits(model: torch.nn.Module, checkpoint: Mapping, source: str) -> dict:
+    """Raise :class:`CheckpointError` unless the checkpoint's state dict fits ``model`` exactly (keys and
+    shapes: architecture, variant, task and class count). Returns the state dict (``module.`` removed)."""
+    state = state_dict_of(checkpoint)
+    target = model.state_dict()
+    try:
+        check_fits(state, target, describe_model(model), source)
+    except CheckpointError as e:
+        hint = f'; the file holds {describe_state(state)}'
+        try:
+            trained = backbone_cfg_from_meta(checkpoint, source)
+            hint += f', trained with backbone depth={trained.get("depth")} variant={trained.get("variant")!r}'
+        except CheckpointError:
+            pass
+        raise CheckpointError(f'{e}{hint}') from None
+    return state
 
 
 def state_dict_of(obj: Mapping) -> dict:
@@ -176,17 +327,70 @@ def load_backbone_weights(backbone: torch.nn.Module, path: str, prefix: str | No
     return len(state)
 
 
+def _is_backbone_file(path: str) -> bool:
+    """True for a file this module wrote: a flat dict of tensors (no training state)."""
+    try:
+        obj = load_weights_file(path)
+    except CheckpointError:
+        return False
+    return bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def check_weights_destination(dst: str, src: str | None = None) -> None:
+    """Refuse an output path that is a directory, the input itself, or a file this module did not write."""
+    if os.path.isdir(dst):
+        raise CheckpointError(f'output {dst} is a directory; expected a file path such as {os.path.join(dst, "backbone.pth")}')
+    if src and os.path.exists(dst) and os.path.exists(src) and os.path.samefile(src, dst):
+        raise CheckpointError(f'output {dst} is the input checkpoint itself; writing it would replace the training '
+                              'checkpoint: choose another output path')
+    if os.path.lexists(dst) and not _is_backbone_file(dst):
+        raise CheckpointError(f'output {dst} exists and is not a backbone weights file (plain tensors) written by '
+                              'this tool; it is kept: remove it yourself or choose another output path')
+    parent = os.path.dirname(os.path.abspath(dst))
+    probe = parent
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise CheckpointError(f'output {dst}: {probe} is not a directory')
+
+
+def save_tensors_atomically(state: Mapping[str, torch.Tensor], dst: str) -> None:
+    """torch.save into a temporary file next to ``dst``, then rename; on any failure (a full disk) the
+    temporary file is removed and ``dst`` is untouched."""
+    parent = os.path.dirname(os.path.abspath(dst))
+    os.makedirs(parent, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f'.{os.path.basename(dst)}.', suffix='.tmp')
+    os.close(fd)
+    try:
+        torch.save(dict(state), tmp)
+        os.replace(tmp, dst)
+    except BaseException as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        if isinstance(e, (OSError, RuntimeError)):
+            raise CheckpointError(f'could not write {dst} ({one_line_reason(e)}); nothing was written') from e
+        raise
+
+
+def one_line_reason(e: BaseException) -> str:
+    text = ' '.join(str(e).split())
+    if isinstance(e, OSError) and e.errno in (28, 27):  # ENOSPC, EFBIG
+        return f'{e.strerror}: the disk is full or the file size limit was reached'
+    if 'file write failed' in text or 'failed writing' in text:
+        return f'write failed, disk full or file size limit reached ({text[:160]})'
+    return text[:200] or type(e).__name__
+
+
 def convert_weights_file(src: str, dst: str, backbone: torch.nn.Module) -> int:
     """Convert any supported weights file into a backbone-only file of plain tensors for ``backbone``.
 
     The result uses BagResNet's own keys, loads with ``weights_only=True`` and is checked to fit
-    before it is written; it is written atomically, so a failure leaves no partial file.
+    before it is written; it is written atomically, so a failure leaves no partial file. ``dst`` may
+    not be a directory, ``src`` itself, or an existing file that is not such a backbone file.
     """
+    check_weights_destination(dst, src)
     state = convert_backbone_state(state_dict_of(load_weights_file(src)), backbone.state_dict())
     check_fits(state, backbone.state_dict(), f'{type(backbone).__name__}(depth={backbone.depth}, '
                f'variant={backbone.variant!r})', src)
-    os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
-    tmp = f'{dst}.tmp'
-    torch.save({k: v.detach().clone().cpu() for k, v in state.items()}, tmp)
-    os.replace(tmp, dst)
+    save_tensors_atomically({k: v.detach().clone().cpu() for k, v in state.items()}, dst)
     return len(state)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import os.path as osp
+import stat
 from typing import Sequence
 
 import torch
 from mmengine.logging import print_log
 from torchvision.io import ImageReadMode, decode_image, read_file
+from torchvision.transforms.v2.functional import to_dtype
 
 from engine.guard import UserInputError
 
@@ -34,6 +36,8 @@ class ImageFolderError(UserInputError):
 
 def _has_image_header(path: str) -> bool:
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False  # a FIFO or device: reading it would block or never end
         with open(path, 'rb') as f:
             head = f.read(8)
     except OSError:
@@ -150,9 +154,11 @@ class ImageNetFolder(torch.utils.data.Dataset):
     def load(self, idx: int) -> torch.Tensor:
         path = self.samples[idx][0]
         try:
-            return decode_image(read_file(path), mode=self.mode)
+            img = decode_image(read_file(path), mode=self.mode)
         except (RuntimeError, ValueError, OSError) as e:
             raise UnreadableImageError(f'{path}: cannot decode image ({str(e).splitlines()[0] if str(e) else e!r})') from e
+        # a 16-bit PNG decodes to uint16; the pipeline works on 0..255 (as PIL and OpenCV give it)
+        return img if img.dtype == torch.uint8 else to_dtype(img, torch.uint8, scale=True)
 
     def __getitem__(self, idx: int) -> dict:
         for attempt in range(len(self.samples)):

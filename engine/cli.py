@@ -13,6 +13,17 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 
 
+class CfgOptionsAction(DictAction):
+    """mmengine's DictAction, but ``k`` without ``=v`` (or with an empty key) is a usage error naming it."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        for kv in values or []:
+            key, eq, _ = kv.partition('=')
+            if not eq or not key.strip():
+                parser.error(f'{option_string} {kv!r}: expected KEY=VALUE (e.g. train_dataloader.batch_size=8)')
+        super().__call__(parser, namespace, values, option_string)
+
+
 def add_common_args(parser: argparse.ArgumentParser, pretrained: bool = False) -> argparse.ArgumentParser:
     parser.add_argument('config', help='config file (mmengine, may use _base_)')
     parser.add_argument('--work-dir', help='where logs and checkpoints go (default: work_dirs/<config name>)')
@@ -20,7 +31,7 @@ def add_common_args(parser: argparse.ArgumentParser, pretrained: bool = False) -
                         help='resume from FILE, or from the latest checkpoint in the work dir if no FILE')
     parser.add_argument('--amp', action='store_true',
                         help='mixed precision: fp16 + loss scaling on CUDA, bf16 autocast on CPU')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, default={},
                         help='override config entries, e.g. train_dataloader.batch_size=8')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher (pytorch: under torchrun)')
@@ -76,13 +87,55 @@ def check_cfg_options(cfg: Config, options: dict) -> None:
             else:
                 break  # replacing a scalar by a structure is the user's explicit choice
             path.append(part)
+        else:
+            _check_value_type(key, node, options[key])
+
+
+def _kind(value) -> str | None:
+    if isinstance(value, bool):
+        return 'a boolean (True or False)'
+    if isinstance(value, int):
+        return 'an integer'
+    if isinstance(value, float):
+        return 'a number'
+    if isinstance(value, str):
+        return 'a string'
+    return None
+
+
+def _check_value_type(key: str, old, new) -> None:
+    """A scalar the config holds keeps its type: ``num_classes=abc`` or ``lr=fast`` is refused here,
+    not deep inside a constructor. A number accepts any number (configs write 0 for 0.0; a constructor
+    that needs an integer says so); None in the config (or as the new value) accepts anything."""
+    expected = _kind(old)
+    if expected is None or new is None:
+        return
+    fits = (isinstance(new, bool) if isinstance(old, bool) else
+            isinstance(new, (int, float)) and not isinstance(new, bool) if isinstance(old, (int, float)) else
+            isinstance(new, str))
+    if not fits:
+        raise ConfigError(f'--cfg-options {key}={new!r}: expected {expected} (the config has {old!r})')
+
+
+def read_config(path: str) -> Config:
+    """``Config.fromfile`` with a broken config (syntax, a name it does not define, a missing base) as
+    one :class:`ConfigError` naming the file."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config file not found: {path}' + (' (it is a directory)' if osp.isdir(path) else ''))
+    try:
+        return Config.fromfile(path)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f'config {path}: {" ".join(str(e).split())}') from e
+    except SyntaxError as e:
+        where = f'{e.filename or path}, line {e.lineno}' if e.lineno else (e.filename or path)
+        raise ConfigError(f'config {path}: syntax error ({where}: {e.msg})') from e
+    except Exception as e:  # noqa: BLE001 -- executing the config file failed: the file's fault
+        raise ConfigError(f'config {path} cannot be read ({type(e).__name__}: {" ".join(str(e).split())[:300]})') from e
 
 
 def build_config(args: argparse.Namespace) -> Config:
     """Read the config and apply the command line to it."""
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'config file not found: {args.config}')
-    cfg = Config.fromfile(args.config)
+    cfg = read_config(args.config)
     if args.cfg_options:
         check_cfg_options(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)

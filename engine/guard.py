@@ -7,8 +7,11 @@ its traceback. ``BAGTRICKS_TRACEBACK=1`` shows the traceback for user errors too
 """
 from __future__ import annotations
 
+import argparse
+import errno
 import os
 import sys
+from unittest import mock
 
 from backbones.checkpoint import CheckpointError
 
@@ -23,7 +26,10 @@ class PreflightError(UserInputError):
     """A check before training failed (data, classes, batch size, work dir, resume state)."""
 
 
-USER_ERRORS = (UserInputError, ConfigError, CheckpointError, FileNotFoundError, NotADirectoryError)
+USER_ERRORS = (UserInputError, ConfigError, CheckpointError, FileNotFoundError, NotADirectoryError,
+               IsADirectoryError, PermissionError)
+# the machine's fault rather than the user's, but equally one line: nothing a traceback would help with
+_FULL_DISK = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
 
 def one_line(exc: BaseException) -> str:
@@ -31,13 +37,28 @@ def one_line(exc: BaseException) -> str:
     return text
 
 
+def _usage_error(parser: argparse.ArgumentParser, message: str):
+    """argparse's error(): usage text and exit status 2; here one ConfigError like every other mistake."""
+    raise ConfigError(f'{message} (usage: {" ".join(parser.format_usage().split())[7:]})')
+
+
+def is_user_error(e: BaseException) -> bool:
+    # a config key a component does not take surfaces as TypeError from its constructor
+    return (isinstance(e, USER_ERRORS) or (isinstance(e, TypeError) and 'unexpected keyword argument' in str(e))
+            or (isinstance(e, OSError) and e.errno in _FULL_DISK))
+
+
 def run_tool(main, argv=None):
-    """Call ``main(argv)``; a user error prints ``error: <message>`` on stderr and exits with status 1."""
+    """Call ``main(argv)``; a user error prints ``error: <message>`` on stderr and exits with status 1.
+
+    Command-line mistakes that argparse reports (a missing argument, an unknown flag, a bad choice) are
+    user errors too: exit status 1 and one ``error:`` line (``--help`` still prints and exits 0).
+    """
     try:
-        return main(argv)
+        with mock.patch.object(argparse.ArgumentParser, 'error', _usage_error):
+            return main(argv)
     except Exception as e:
-        # a config key a component does not take surfaces as TypeError from its constructor
-        user = isinstance(e, USER_ERRORS) or (isinstance(e, TypeError) and 'unexpected keyword argument' in str(e))
+        user = is_user_error(e)
         if not user or os.environ.get('BAGTRICKS_TRACEBACK') == '1':
             raise
         hint = ' (a config or --cfg-options key that this component does not take)' if isinstance(e, TypeError) else ''

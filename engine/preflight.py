@@ -42,9 +42,30 @@ def check_batch_sizes(cfg) -> None:
             raise PreflightError(f'{key}.batch_size must be a positive integer, got {bs!r}')
 
 
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def check_loop_lengths(cfg) -> None:
+    """Loop lengths and intervals: positive integers (mmengine would run zero epochs, or divide by zero)."""
+    for loop in ('train_cfg',):
+        spec = cfg.get(loop)
+        if not isinstance(spec, dict):
+            continue
+        for key in ('max_epochs', 'max_iters', 'val_interval', 'val_begin'):
+            if key in spec and spec[key] is not None and not _positive_int(spec[key]) \
+                    and not (key == 'val_begin' and spec[key] == 0):
+                raise PreflightError(f'{loop}.{key} must be a positive integer, got {spec[key]!r}')
+    for name, hook in (cfg.get('default_hooks') or {}).items():
+        if isinstance(hook, dict) and 'interval' in hook and not _positive_int(hook['interval']) \
+                and hook['interval'] != -1:
+            raise PreflightError(f'default_hooks.{name}.interval must be a positive integer, got {hook["interval"]!r}')
+
+
 def check_config(cfg) -> None:
     """Static checks of the resolved config (before the Runner creates the work dir)."""
     check_batch_sizes(cfg)
+    check_loop_lengths(cfg)
     check_work_dir(cfg.work_dir)
 
 

@@ -1,14 +1,25 @@
 """An mmengine Runner with the project's checkpoint policy, preflight checks and CPU multi-process support.
 
-* Checkpoint policy (see backbones.checkpoint): torch >= 2.6 loads with ``weights_only=True`` by
-  default, which mmengine 0.10.7 does not expect. Here the choice is explicit: ``--resume`` reads the
-  project's own training state with the full unpickler; every other load (``load_from``, a checkpoint
-  to test) goes through the restricted one.
-* Checkpoints are written to ``<name>.part`` and renamed, so a kill while saving leaves no partial
-  file under a name ``--resume`` would read; a distillation run records its teacher (config, file,
-  sha256) in the checkpoint meta, and resuming with another teacher file is an error.
-* Before the Runner exists the config is checked (batch sizes, writable work dir); before the first
-  iteration :class:`~engine.preflight.PreflightHook` checks the data against the model.
+* Loading (see backbones.checkpoint): there is no full unpickler. ``--resume`` reads the training
+  state, and every other load (``load_from``, a checkpoint to test) reads weights, through the
+  restricted loader with mmengine's bookkeeping types allow-listed. A checkpoint given by path is
+  read and checked strictly against the model (keys and shapes: architecture, variant, task, classes)
+  when the Runner is built, before any data is indexed or anything is written.
+* Saving: checkpoints are written to ``<name>.part`` and renamed, so a kill while saving leaves no
+  partial file under a name ``--resume`` would read; a failed write (a full disk) removes the part
+  and stops with one error, the previous checkpoint intact. :class:`BagCheckpointHook` replaces
+  mmengine's CheckpointHook (same arguments; ``max_keep_ckpts`` keeps its meaning): it deletes the
+  outdated checkpoint only after the new one is complete and ``last_checkpoint`` names it,
+  writes ``last_checkpoint`` atomically and relative to the work dir, and never deletes a file outside
+  its own directory (a resumed state may name another run's ``best_*.pth``).
+* Work dir: training holds ``train.lock`` (pid, host, process start time) in the work dir; a second
+  training into a live work dir stops with an error naming the first; the lock of a killed run is
+  detected (no such process on this host) and taken over, with a log line. The config copy is written
+  once the lock is held.
+* A distillation run records its teacher (config, file, sha256) in the checkpoint meta; resuming with
+  another teacher file is an error.
+* Before the Runner exists the config is checked (batch sizes, loop lengths, writable work dir);
+  before the first iteration :class:`~engine.preflight.PreflightHook` checks the data against the model.
 * Multi-process on CPU: mmengine's pytorch launcher calls ``torch.cuda.set_device`` and wraps the
   model with ``device_ids``, both of which need a GPU; here the process group uses gloo and DDP gets
   no device ids. torch's SyncBatchNorm rejects CPU tensors, so on CPU SyncBN layers (``norm_cfg``
@@ -19,39 +30,289 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 import os.path as osp
+import re
+import socket
+import tempfile
+import time
+from contextlib import contextmanager
 from functools import partial
 
 import torch
 from mmengine.dataset.utils import worker_init_fn as mmengine_worker_init_fn
 from mmengine.dist import is_distributed, is_main_process
+from mmengine.hooks import CheckpointHook
 from mmengine.model import is_model_wrapper, revert_sync_batchnorm
-from mmengine.registry import MODEL_WRAPPERS
+from mmengine.registry import HOOKS, MODEL_WRAPPERS
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
-from backbones.checkpoint import load_training_state, load_weights_file
+from backbones.checkpoint import (CheckpointError, check_model_fits, load_training_state, load_weights_file,
+                                  one_line_reason)
 
 from .cli import ConfigError
 from .determinism import EpochWorkerSeed, PositionSeedHook
+from .guard import USER_ERRORS, PreflightError, one_line
 from .preflight import PreflightHook, check_config
+
+LOCK_NAME = 'train.lock'
+_PRELOADED: dict = {}  # load_from -> checkpoint read by from_cfg, checked against the model in __init__
+_STEP_FILE = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
 
 
 def _has_sync_bn(model: torch.nn.Module) -> bool:
     return any(isinstance(m, torch.nn.SyncBatchNorm) or 'SyncBatchNorm' in type(m).__name__ for m in model.modules())
 
 
+def _same_dir(a: str, b: str) -> bool:
+    return osp.realpath(a) == osp.realpath(b)
+
+
+def write_last_checkpoint(work_dir: str, checkpoint: str) -> None:
+    """``work_dir/last_checkpoint`` names ``checkpoint`` relative to the work dir (so a copied or moved
+    work dir resumes from its own files), written atomically."""
+    name = osp.relpath(checkpoint, work_dir) if _same_dir(osp.dirname(osp.abspath(checkpoint)), work_dir) \
+        else osp.abspath(checkpoint)
+    fd, tmp = tempfile.mkstemp(dir=work_dir, prefix='.last_checkpoint.')
+    try:
+        with os.fdopen(fd, 'w') as f:
+            f.write(name)
+        os.replace(tmp, osp.join(work_dir, 'last_checkpoint'))
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def read_last_checkpoint(work_dir: str, logger=None) -> str | None:
+    """The checkpoint ``last_checkpoint`` names: relative to the work dir, or (older files) absolute.
+    An absolute path into another directory is replaced by this work dir's file of the same name
+    where there is one (a copied work dir); a named file that is gone falls back to the newest
+    ``epoch_N.pth`` / ``iter_N.pth`` here. None when there is no ``last_checkpoint``."""
+    path = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        name = f.read().strip()
+    if not name:
+        raise CheckpointError(f'{path} is empty; pass --resume FILE with the checkpoint to continue from')
+    chosen = name if osp.isabs(name) else osp.join(work_dir, name)
+    if osp.isabs(name) and not _same_dir(osp.dirname(name), work_dir):
+        local = osp.join(work_dir, osp.basename(name))
+        if osp.isfile(local):
+            if logger:
+                logger.warning(f'{path} names {name} in another directory; resuming from this work dir\'s {local}')
+            chosen = local
+    if osp.isfile(chosen):
+        return chosen
+    steps = sorted((int(m.group(2)), f) for f in os.listdir(work_dir) if (m := _STEP_FILE.match(f)))
+    if not steps:
+        raise CheckpointError(f'{path} names {name}, which does not exist, and {work_dir} holds no other '
+                              'epoch_N.pth / iter_N.pth; pass --resume FILE')
+    fallback = osp.join(work_dir, steps[-1][1])
+    if logger:
+        logger.warning(f'{path} names {name}, which does not exist; resuming from the newest checkpoint {fallback}')
+    return fallback
+
+
+# -- work dir lock ------------------------------------------------------------------------------
+def _process_start(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (tells a reused pid from the process that wrote a lock)."""
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            return f.read().rsplit(')', 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(info: dict) -> bool:
+    if info.get('host') != socket.gethostname():
+        return True  # cannot look at another machine's processes: assume it runs
+    pid = info.get('pid')
+    if not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, another user's
+    start = info.get('start')
+    return start is None or _process_start(pid) in (None, start)
+
+
+class WorkDirLock:
+    """``work_dir/train.lock``: JSON with pid, host and start time of the training that holds the dir."""
+
+    def __init__(self, work_dir: str, logger=None):
+        self.path = osp.join(work_dir, LOCK_NAME)
+        self.work_dir, self.logger = work_dir, logger
+        self.info = dict(pid=os.getpid(), host=socket.gethostname(), start=_process_start(os.getpid()),
+                         since=time.strftime('%Y-%m-%d %H:%M:%S'))
+        self.held = False
+
+    def _read(self) -> dict | None:
+        try:
+            with open(self.path) as f:
+                info = json.load(f)
+            return info if isinstance(info, dict) else None
+        except (OSError, ValueError):
+            return None
+
+    def acquire(self) -> None:
+        os.makedirs(self.work_dir, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.work_dir, prefix='.train.lock.')
+        with os.fdopen(fd, 'w') as f:
+            json.dump(self.info, f)
+        try:
+            for _ in range(10):
+                try:
+                    os.link(tmp, self.path)  # atomic, and the lock file is complete when it appears
+                    self.held = True
+                    return
+                except FileExistsError:
+                    pass
+                other = self._read()
+                if other is not None and _alive(other):
+                    raise PreflightError(
+                        f'work dir {self.work_dir} is in use by a running training (pid {other.get("pid")} on host '
+                        f'{other.get("host")}, since {other.get("since")}); wait for it to finish or pass another '
+                        f'--work-dir (remove {self.path} only if that run is gone)')
+                stale = f'{self.path}.stale.{os.getpid()}'
+                try:
+                    os.rename(self.path, stale)  # only one of several takers wins this rename
+                except FileNotFoundError:
+                    continue
+                os.remove(stale)
+                if self.logger:
+                    what = (f'pid {other.get("pid")} on host {other.get("host")}, since {other.get("since")}'
+                            if other else 'unreadable')
+                    self.logger.warning(f'took over the stale lock {self.path} ({what}): that run is gone '
+                                        '(killed or crashed)')
+            raise PreflightError(f'could not take the lock {self.path}: other processes keep replacing it')
+        finally:
+            os.remove(tmp)
+
+    def release(self) -> None:
+        if self.held and (self._read() or {}).get('pid') == os.getpid():
+            os.remove(self.path)
+        self.held = False
+
+
+# -- checkpoint rotation ------------------------------------------------------------------------
+class _DeferredRemoval:
+    """Stands in for a CheckpointHook's file backend: removals are recorded, not done."""
+
+    def __init__(self, backend):
+        self.backend, self.pending = backend, []
+
+    def remove(self, path):
+        self.pending.append(path)
+
+    rmtree = remove
+
+    def __getattr__(self, name):
+        return getattr(self.backend, name)
+
+
+@HOOKS.register_module()
+class BagCheckpointHook(CheckpointHook):
+    """mmengine's CheckpointHook with rotation that cannot lose the last complete checkpoint.
+
+    mmengine deletes the outdated checkpoint (and the previous best) *before* writing the new one, so
+    a kill while saving with ``max_keep_ckpts=1`` leaves nothing to resume. Here the order is: write
+    ``<name>.part``, rename, point ``last_checkpoint`` at it, then delete what is outdated, and only
+    files inside this hook's own directory.
+    """
+
+    def before_train(self, runner) -> None:
+        super().before_train(runner)
+        # a resumed message hub names the best checkpoint of the run it came from, maybe another dir
+        paths = ({'': self.best_ckpt_path} if len(getattr(self, 'key_indicators', [])) == 1
+                 else dict(getattr(self, 'best_ckpt_path_dict', {}) or {})) if self.save_best else {}
+        for key, path in paths.items():
+            if path and not self._own(path):
+                runner.logger.info(f'the resumed state names the best checkpoint {path} of another directory; '
+                                   'it is left alone')
+                if key:
+                    self.best_ckpt_path_dict[key] = None
+                else:
+                    self.best_ckpt_path = None
+
+    def _own(self, path: str) -> bool:
+        return _same_dir(osp.dirname(osp.abspath(path)), self.out_dir)
+
+    def _remove(self, runner, path: str) -> None:
+        if not self._own(path):
+            runner.logger.warning(f'not deleting {path}: it is outside this run\'s directory {self.out_dir}')
+            return
+        if osp.isfile(path):
+            os.remove(path)
+
+    @contextmanager
+    def _deferred_removals(self, runner):
+        real = self.file_backend
+        proxy = self.file_backend = _DeferredRemoval(real)
+        try:
+            yield
+        finally:
+            self.file_backend = real
+        if is_main_process():
+            for path in proxy.pending:
+                self._remove(runner, path)
+
+    def _save_best_checkpoint(self, runner, metrics) -> None:
+        with self._deferred_removals(runner):  # the previous best goes once the new best is written
+            super()._save_best_checkpoint(runner, metrics)
+
+    def _save_checkpoint_with_step(self, runner, step, meta):
+        outdated = []
+        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step):
+            if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
+                outdated.append(self.keep_ckpt_ids.popleft())
+            self.keep_ckpt_ids.append(step)
+            runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
+        ckpt_filename = self.filename_tmpl.format(step)
+        self.last_ckpt = self.file_backend.join_path(self.out_dir, ckpt_filename)
+        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
+        runner.save_checkpoint(self.out_dir, ckpt_filename, self.file_client_args,
+                               save_optimizer=self.save_optimizer, save_param_scheduler=self.save_param_scheduler,
+                               meta=meta, by_epoch=self.by_epoch, backend_args=self.backend_args, **self.args)
+        if not is_main_process():
+            return
+        write_last_checkpoint(runner.work_dir, self.last_ckpt)
+        for old in outdated:  # only now: the new checkpoint is complete and named by last_checkpoint
+            if old != step:
+                self._remove(runner, self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(old)))
+
+
+def _is_mmengine_checkpoint_hook(hook) -> bool:
+    if isinstance(hook, dict):
+        kind = hook.get('type')
+        return kind is CheckpointHook or kind in ('CheckpointHook', 'mmengine.CheckpointHook')
+    return type(hook) is CheckpointHook
+
+
 class BagRunner(Runner):
     _resuming = False
+    _config_dumped = False
+    _checked = None  # (filename, checkpoint) read and checked when the Runner was built
 
     @classmethod
     def from_cfg(cls, cfg) -> 'BagRunner':
         cfg = copy.deepcopy(cfg)
+        if cfg.get('load_from'):  # an unreadable or refused file stops before anything is created
+            path = cfg.load_from
+            _PRELOADED[path] = load_training_state(path) if cfg.get('resume') else load_weights_file(path)
         check_config(cfg)
         if (cfg.get('randomness') or {}).get('deterministic') and cfg.get('train_dataloader'):
             cfg.train_dataloader.persistent_workers = False  # see engine.determinism
-        return super().from_cfg(cfg)
+        try:
+            return super().from_cfg(cfg)
+        finally:
+            _PRELOADED.pop(cfg.get('load_from'), None)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -60,6 +321,38 @@ class BagRunner(Runner):
             self.register_hook(PositionSeedHook(self.seed, self.rank))
             self.logger.info(f'deterministic mode: seeds derived from (seed {self.seed}, rank, epoch, iteration); '
                              'train workers are not persistent')
+        if self._load_from:  # fail now, before any data is indexed or any file written
+            self._checked = (self._load_from, self._read_checkpoint(self._load_from, resume=bool(self._resume)))
+
+    # -- building -----------------------------------------------------------------------------
+    def build_model(self, model):
+        try:
+            return super().build_model(model)
+        except USER_ERRORS:
+            raise
+        except TypeError as e:
+            if 'unexpected keyword argument' in str(e):
+                raise  # the guard adds its hint for a key a component does not take
+            raise ConfigError(f'the model config does not build: {one_line(e)}') from e
+        except (ValueError, KeyError, AssertionError) as e:
+            raise ConfigError(f'the model config does not build: {one_line(e)}') from e
+
+    def register_hook(self, hook, priority=None) -> None:
+        if _is_mmengine_checkpoint_hook(hook):  # the checkpoint policy: same arguments, safe rotation
+            if isinstance(hook, dict):
+                hook = dict(hook, type=BagCheckpointHook)
+            else:
+                hook.__class__ = BagCheckpointHook
+        super().register_hook(hook, priority)
+
+    def dump_config(self) -> None:
+        """Deferred from ``__init__`` until the work dir is known to be this run's (lock held)."""
+        if self._config_dumped:
+            super().dump_config()
+
+    def _dump_config_now(self) -> None:
+        self._config_dumped = True
+        self.dump_config()
 
     def setup_env(self, env_cfg: dict) -> None:
         if self.distributed and not is_distributed() and not torch.cuda.is_available():
@@ -91,6 +384,36 @@ class BagRunner(Runner):
             loader.worker_init_fn = EpochWorkerSeed(init.keywords['seed'], init.keywords['rank'], sampler)
         return loader
 
+    # -- running ------------------------------------------------------------------------------
+    def train(self):
+        lock = WorkDirLock(self.work_dir, self.logger) if is_main_process() else None
+        if lock:
+            lock.acquire()
+        try:
+            if lock:
+                self._remove_stale_parts()
+            self._dump_config_now()
+            return super().train()
+        finally:
+            if lock:
+                lock.release()
+
+    def val(self):
+        self._dump_config_now()
+        return super().val()
+
+    def test(self):
+        self._dump_config_now()
+        return super().test()
+
+    def _remove_stale_parts(self) -> None:
+        """``*.pth.part`` files of a run that was killed while saving (this run holds the lock)."""
+        for name in sorted(os.listdir(self.work_dir)):
+            if name.endswith('.pth.part'):
+                os.remove(osp.join(self.work_dir, name))
+                self.logger.info(f'removed {name}: a checkpoint whose writing was interrupted')
+
+    # -- checkpoints --------------------------------------------------------------------------
     def _teacher_reference(self) -> dict | None:
         model = self.model.module if is_model_wrapper(self.model) else self.model
         return getattr(model, 'teacher_reference', None)
@@ -101,18 +424,48 @@ class BagRunner(Runner):
         teacher = self._teacher_reference()
         if teacher:
             meta['teacher'] = dict(teacher)
-        part = f'{filename}.part'
-        super().save_checkpoint(out_dir, part, file_client_args, save_optimizer, save_param_scheduler, meta,
-                                by_epoch, backend_args)
-        if is_main_process():
-            os.replace(osp.join(out_dir, part), osp.join(out_dir, filename))
+        part = osp.join(out_dir, f'{filename}.part')
+        try:
+            super().save_checkpoint(out_dir, f'{filename}.part', file_client_args, save_optimizer,
+                                    save_param_scheduler, meta, by_epoch, backend_args)
+            if is_main_process():
+                os.replace(part, osp.join(out_dir, filename))
+        except (OSError, RuntimeError) as e:
+            if is_main_process() and osp.exists(part):
+                os.remove(part)
+            last = read_last_checkpoint(self.work_dir) if osp.isfile(osp.join(self.work_dir, 'last_checkpoint')) \
+                else None
+            kept = f'the last complete checkpoint {last} is intact; ' if last else ''
+            raise CheckpointError(f'could not write checkpoint {osp.join(out_dir, filename)} '
+                                  f'({one_line_reason(e)}); {kept}free disk space, then --resume') from e
 
     def resume(self, filename, resume_optimizer=True, resume_param_scheduler=True, map_location='default'):
         self._resuming = True
         try:
             super().resume(filename, resume_optimizer, resume_param_scheduler, map_location)
+        except USER_ERRORS:
+            raise
+        except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as e:
+            # the model fits (checked strictly); what is left is optimizer / scheduler state
+            raise CheckpointError(f'--resume {filename}: its optimizer or scheduler state does not fit this run '
+                                  f'({type(e).__name__}: {one_line(e)}); resume with the config it was trained '
+                                  'with') from e
         finally:
             self._resuming = False
+
+    def load_or_resume(self) -> None:
+        if not self._has_loaded and self._resume and self._load_from is None:
+            # auto resume: last_checkpoint may be relative (ours) or absolute (older mmengine runs)
+            latest = read_last_checkpoint(self.work_dir, self.logger)
+            if latest is None:
+                self.logger.info(f'--resume: no last_checkpoint in {self.work_dir}; starting from scratch')
+                self._has_loaded = True
+                return
+            self.logger.info(f'resuming from the latest checkpoint {latest}')
+            self.resume(latest)
+            self._has_loaded = True
+            return
+        super().load_or_resume()
 
     def _check_teacher(self, saved: dict | None, filename: str) -> None:
         current = self._teacher_reference()
@@ -124,10 +477,21 @@ class BagRunner(Runner):
             raise ConfigError(f'--resume {filename}: it was trained with distillation teacher {describe(saved)}, '
                               f'this run\'s teacher is {describe(current)}; resume with the same teacher file')
 
-    def load_checkpoint(self, filename, map_location='cpu', strict=False, revise_keys=[(r'^module.', '')]):
-        checkpoint = load_training_state(filename) if self._resuming else load_weights_file(filename)
-        if self._resuming:
+    def _read_checkpoint(self, filename: str, resume: bool) -> dict:
+        """Read with the restricted loader and check strictly against this Runner's model."""
+        checkpoint = _PRELOADED.pop(filename, None) or (load_training_state(filename) if resume
+                                                        else load_weights_file(filename))
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        check_model_fits(model, checkpoint, filename)
+        if resume:
             self._check_teacher((checkpoint.get('meta') or {}).get('teacher'), filename)
+        return checkpoint
+
+    def load_checkpoint(self, filename, map_location='cpu', strict=False, revise_keys=[(r'^module.', '')]):
+        if self._checked and self._checked[0] == filename:
+            checkpoint, self._checked = self._checked[1], None
+        else:
+            checkpoint = self._read_checkpoint(filename, resume=self._resuming)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         model = self.model.module if is_model_wrapper(self.model) else self.model
         checkpoint = _load_checkpoint_to_model(model, checkpoint, strict, revise_keys=revise_keys)

@@ -109,8 +109,8 @@ randomness = dict(seed=0, deterministic=True)
 
 
 def state_dict(path: str) -> dict:
-    import torch
-    return torch.load(path, map_location='cpu', weights_only=False)['state_dict']
+    from backbones.checkpoint import load_training_state  # the restricted loader --resume uses
+    return load_training_state(path)['state_dict']
 
 
 def logged_scalars(work_dir: str) -> list[dict]:

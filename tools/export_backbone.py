@@ -6,39 +6,45 @@
 The file loads with ``torch.load(path, weights_only=True)`` and with a backbone's
 ``init_cfg=dict(type='Pretrained', checkpoint=path)`` (the det/seg configs' ``--pretrained``). Before
 writing, the tensors are checked strictly against the backbone built from --config, or from the
-config stored in the checkpoint. The file is written atomically (temporary file, then rename).
+backbone arguments of the config text stored in the checkpoint, read as literal data (never
+executed). The output may not be the input, a directory, or an existing file other than a backbone
+export; it is written atomically (temporary file, then rename).
 """
 from __future__ import annotations
 
 import argparse
 
-from mmengine.config import Config
+from backbones.checkpoint import backbone_cfg_from_meta, check_weights_destination, convert_weights_file, \
+    load_weights_file
+from engine import ConfigError, run_tool
+from engine.cli import read_config
+from engine.guard import one_line
 
-from backbones.checkpoint import CheckpointError, convert_weights_file, load_weights_file
-from engine import run_tool
 
-
-def model_config(checkpoint: dict, config: str | None, source: str) -> Config:
+def backbone_config(checkpoint: dict, config: str | None, source: str) -> dict:
     if config:
-        return Config.fromfile(config)
-    text = (checkpoint.get('meta') or {}).get('cfg')
-    if not text:
-        raise CheckpointError(f'{source} stores no config; pass --config to check the backbone against')
-    return Config.fromstring(text, file_format='.py')
+        return dict(read_config(config).model.backbone)
+    return backbone_cfg_from_meta(checkpoint, source)
 
 
 def export(ckpt: str, out: str, config: str | None = None) -> int:
-    cfg = model_config(load_weights_file(ckpt), config, ckpt)
+    check_weights_destination(out, ckpt)  # before anything is read or built
+    backbone_cfg = backbone_config(load_weights_file(ckpt), config, ckpt)
     import classification  # noqa: F401  (registers the classifier)
     from backbones.registry import MODELS
-    return convert_weights_file(ckpt, out, MODELS.build(cfg.model.backbone))
+    try:
+        backbone = MODELS.build(backbone_cfg)
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f'the backbone {backbone_cfg} does not build: {one_line(e)}') from e
+    return convert_weights_file(ckpt, out, backbone)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description='Export backbone weights from a classifier checkpoint')
     parser.add_argument('checkpoint', help='checkpoint written by tools/pretrain.py')
     parser.add_argument('out', help='output file (plain dict of tensors)')
-    parser.add_argument('--config', help='config to check the backbone against (default: the one in the checkpoint)')
+    parser.add_argument('--config', help='config to check the backbone against (default: the backbone arguments '
+                                         'stored in the checkpoint, read as data)')
     args = parser.parse_args(argv)
     n = export(args.checkpoint, args.out, args.config)
     print(f'exported {n} backbone tensors from {args.checkpoint} to {args.out}')

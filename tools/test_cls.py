@@ -3,17 +3,19 @@
     python tools/test_cls.py configs/cls/resnet50d_tricks.py work_dirs/resnet50d_tricks/epoch_200.pth
         [--work-dir DIR] [--out FILE] [--cfg-options k=v ...] [--launcher pytorch]
 
-The checkpoint is read with weights_only=True (see backbones.checkpoint). Results go to
-<work-dir>/test_results.json unless --out is given.
+The checkpoint is read with the restricted loader (see backbones.checkpoint) and checked strictly against
+the classifier the config builds (architecture, variant, classes) before any data is read. Results go to
+<work-dir>/test_results.json unless --out is given; an --out that is a directory or an input file is
+refused before the evaluation.
 """
 from __future__ import annotations
 
 import argparse
 import os.path as osp
 
-from mmengine.config import DictAction
-
 from engine import BagRunner, build_config, run_tool, write_results_json
+from engine.cli import CfgOptionsAction
+from engine.results import check_output_file
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -22,7 +24,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('checkpoint', help='classifier checkpoint (backbone.* + head.fc.*)')
     parser.add_argument('--work-dir', help='where logs and results go (default: work_dirs/<config name>)')
     parser.add_argument('--out', help='results JSON (default: <work-dir>/test_results.json)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={}, help='override config entries')
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, default={}, help='override config entries')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local-rank', '--local_rank', type=int, default=0, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -33,11 +35,12 @@ def main(argv=None) -> dict:
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     cfg = build_config(argparse.Namespace(**vars(args), amp=False, resume=None))
+    out = check_output_file(args.out or osp.join(cfg.work_dir, 'test_results.json'), 'results file',
+                            inputs=(args.checkpoint, args.config))
     cfg.load_from = args.checkpoint
     cfg.model.pop('distill', None)  # evaluation needs no teacher
-    runner = BagRunner.from_cfg(cfg)
+    runner = BagRunner.from_cfg(cfg)  # reads the checkpoint and checks it fits the model
     metrics = runner.test()
-    out = args.out or osp.join(cfg.work_dir, 'test_results.json')
     write_results_json(dict(metrics=metrics, config=args.config, checkpoint=osp.abspath(args.checkpoint),
                             num_images=len(runner.test_dataloader.dataset)), out)
     print(f'top-k accuracy: {metrics} -> {out}')

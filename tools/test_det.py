@@ -3,17 +3,19 @@
     python tools/test_det.py CONFIG CHECKPOINT [--work-dir DIR] [--eval-mode {11points,area}]
         [--cfg-options k=v ...] [--launcher pytorch]
 
-Writes test_results.json to the work dir (default work_dirs/<config name>).
+Writes test_results.json to the work dir (default work_dirs/<config name>). The checkpoint is read with
+the restricted loader and checked strictly against the model the config builds (architecture, variant,
+task, classes) before any data is read.
 """
 from __future__ import annotations
 
 import argparse
 import os.path as osp
 
-from mmengine.config import DictAction
-
 from detection import EVAL_MODES, set_eval_mode
 from engine import BagRunner, build_config, run_tool
+from engine.cli import CfgOptionsAction
+from engine.results import check_output_file
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -21,7 +23,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint written by tools/train_det.py')
     parser.add_argument('--work-dir', help='where logs and test_results.json go (default: work_dirs/<config name>)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, default={},
                         help='override config entries, e.g. test_dataloader.dataset.data_root=DIR')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local-rank', '--local_rank', type=int, default=0, help=argparse.SUPPRESS)
@@ -35,9 +37,10 @@ def main(argv=None) -> dict:
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     cfg = build_config(args)
+    check_output_file(osp.join(cfg.work_dir, 'test_results.json'), 'results file', inputs=(args.checkpoint,))
     set_eval_mode(cfg, args.eval_mode)
     cfg.load_from = osp.abspath(args.checkpoint)
-    runner = BagRunner.from_cfg(cfg)
+    runner = BagRunner.from_cfg(cfg)  # reads the checkpoint and checks it fits the model, before any data
     return runner.test()  # DetResultsHook writes <work_dir>/test_results.json
 
 

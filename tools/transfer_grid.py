@@ -11,11 +11,24 @@ Data: tools/prepare_fashion.py (run first; `make demo` does).
 """
 import argparse
 import os.path as osp
-import sys
 import time
 
+from engine.cli import ConfigError
+from engine.guard import run_tool
 from engine.results import write_results_json
 from experiments.grid import VARIANTS, Grid, markdown_table, plot, summarize
+
+
+def step_failure(message: str) -> str:
+    """One line for a failed step. A step that stopped on a user error (its own ``error:`` line) fails
+    the same way when re-run, so the line names that error and asks for a fix; only a crash or a kill
+    is worth re-running as it is (finished cells are kept, cut-off ones resume)."""
+    lines = message.splitlines()
+    own = [line[len('error:'):].strip() for line in lines if line.startswith('error:')]
+    if own:
+        return f'{lines[0].split(". Last lines")[0]}: {own[-1]}; fix that, then re-run (finished cells are kept)'
+    print('\n'.join(lines[1:]), flush=True)  # the step's last lines, for context
+    return f'{lines[0].split(". Last lines")[0]}; re-run the same command to continue where it stopped'
 
 
 def main(argv=None):
@@ -31,13 +44,13 @@ def main(argv=None):
     variants = list(VARIANTS) if args.variants == ['all'] else args.variants
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
-        sys.exit(f'error: unknown variant(s) {unknown}; expected any of: all {" ".join(VARIANTS)}')
+        raise ConfigError(f'unknown variant(s) {unknown}; expected any of: all {" ".join(VARIANTS)}')
     grid = Grid(args.work_dir, extra=dict(cls=args.cls_options, det=args.det_options, seg=args.seg_options))
     t = time.time()
     try:
         rows = grid.run(variants, args.seeds)
     except (RuntimeError, FileNotFoundError) as e:
-        sys.exit(f'error: {e}\n(re-run the same command to continue where it stopped)')
+        raise ConfigError(step_failure(str(e))) from None
     summary = summarize(rows)
     table = markdown_table(summary)
     write_results_json(dict(rows=rows, seeds=args.seeds), osp.join(args.out, 'results.json'))
@@ -51,4 +64,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)
