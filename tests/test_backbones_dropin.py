@@ -373,3 +373,26 @@ def test_dcn_backbone_starts_from_the_plain_resnet_file(hub):
         # mmcv's deformable im2col sums in another order than a conv: equal up to float rounding
         rel = max(((a - b).abs().max() / b.abs().max()).item() for a, b in zip(model(x), plain(x)))
     assert rel < 1e-5, rel
+
+
+def test_readme_example_configs_build_with_the_stock_weights(hub, tmp_path):
+    """The two configs of README's "Use it in your own mmdet / mmseg config", as written there."""
+    from mmengine.config import Config
+    readme = open(os.path.join(os.path.dirname(__file__), '..', 'README.md')).read()
+    block = readme.split('#### Use it in your own mmdet / mmseg config', 1)[1].split('```python\n', 1)[1]
+    block = block.split('```', 1)[0]
+    det_text, seg_text = block.split('# my_pspnet.py')
+    built = {}
+    for name, text, scope in (('det', det_text, 'mmdet'), ('seg', seg_text, 'mmseg')):
+        path = tmp_path / f'{name}.py'
+        path.write_text(text)
+        cfg = Config.fromfile(str(path))
+        registry = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
+        __import__(f'{scope}.utils', fromlist=['register_all_modules']).register_all_modules(init_default_scope=False)
+        with mm_log() as log:
+            built[name] = _build(registry, scope, cfg.model).backbone
+        assert any('backbone tensors from' in line for line in log)
+    assert (built['det'].variant, built['det'].norm_eval) == ('B', True)
+    assert torch.equal(built['det'].layer1[0].conv1.weight, hub['tv']['layer1.0.conv1.weight'])
+    assert built['seg'].variant == 'C' and built['seg'].layer4[0].conv2.dilation == (2, 2)  # D8, contracted 4 -> 2
+    assert torch.equal(built['seg'].conv1[3].weight, hub['v1c']['stem.3.weight'])
