@@ -16,8 +16,7 @@ class ThroughputLogProcessor(LogProcessor):
 
     def get_log_after_iter(self, runner, batch_idx: int, mode: str):
         tag, log_str = super().get_log_after_iter(runner, batch_idx, mode)
-        loader = {'train': runner.train_dataloader, 'val': runner.val_dataloader,
-                  'test': runner.test_dataloader}.get(mode)
+        loader = getattr(runner, f'{mode}_dataloader', None)  # only this mode's: a run without val has no val loop
         batch = getattr(loader, 'batch_size', None)
         seconds = tag.get('time')
         if batch and seconds:
