@@ -17,6 +17,7 @@ from typing import Sequence
 import torch
 import torch.utils.checkpoint as cp
 from mmcv.cnn import build_conv_layer, build_norm_layer, build_plugin_layer
+from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -66,7 +67,7 @@ class BasicBlock(_Block):
     expansion = 1
 
     def __init__(self, inplanes, planes, stride, dilation, downsample, norm_cfg, stride_on_3x3=True,
-                 conv_cfg=None, with_cp=False):
+                 conv_cfg=None, with_cp=False, drop_path=0.0):
         super().__init__()
         # mmdet/mmseg convention: only the first 3x3 is dilated (so dilated weights match theirs).
         self.conv1 = _conv(conv_cfg, inplanes, planes, 3, stride, dilation)
@@ -76,6 +77,7 @@ class BasicBlock(_Block):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
         self.with_cp = with_cp
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.plugin_names = ()
 
     def last_bn(self) -> nn.Module:
@@ -85,14 +87,14 @@ class BasicBlock(_Block):
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return out + identity
+        return self.drop_path(out) + identity
 
 
 class Bottleneck(_Block):
     expansion = 4
 
     def __init__(self, inplanes, planes, stride, dilation, downsample, norm_cfg, stride_on_3x3=True,
-                 conv_cfg=None, with_cp=False, dcn=None, plugins=()):
+                 conv_cfg=None, with_cp=False, drop_path=0.0, dcn=None, plugins=()):
         super().__init__()
         s1, s3 = (1, stride) if stride_on_3x3 else (stride, 1)
         self.conv1 = _conv(conv_cfg, inplanes, planes, 1, s1)
@@ -108,6 +110,7 @@ class Bottleneck(_Block):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
         self.with_cp = with_cp
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()  # no parameters: same keys
         # mmdet's plugins: built by mmcv's build_plugin_layer, named by its abbreviation + postfix
         width = {'after_conv1': planes, 'after_conv2': planes, 'after_conv3': planes * 4}
         self.plugins_at = {pos: [] for pos in PLUGIN_POSITIONS}
@@ -144,7 +147,7 @@ class Bottleneck(_Block):
         out = self.bn3(self.conv3(out))
         if self.plugin_names:
             out = self._plugins(out, 'after_conv3')
-        return out + identity
+        return self.drop_path(out) + identity
 
 
 ARCH = {
@@ -243,6 +246,8 @@ class BagResNet(BaseModule):
             mmdet; mmseg 1.2 feeds each plugin the same input and keeps the last, which differs only
             when one position holds several plugins). Plugins keep their own initialisation.
         with_cp: gradient checkpointing of each block while training (torch.utils.checkpoint).
+        drop_path_rate: mmpretrain's stochastic depth: the residual branch of each sample is dropped
+            with a probability rising linearly over the blocks from 0 to this value (mmcv's DropPath).
         init: 'xavier' (the paper's baseline, Section 2.1) or 'torchvision' (Kaiming normal, which is
             also mmdet's Kaiming init).
         init_cfg: mmengine init config, a dict or a list. ``dict(type='Pretrained', checkpoint=...,
@@ -283,6 +288,7 @@ class BagResNet(BaseModule):
                  stage_with_dcn: Sequence[bool] = (False, False, False, False),
                  plugins: list | None = None,
                  with_cp: bool = False,
+                 drop_path_rate: float = 0.0,
                  init: str = 'torchvision',
                  init_cfg: dict | list | None = None,
                  pretrained: str | None = None,
@@ -337,6 +343,8 @@ class BagResNet(BaseModule):
                 raise ValueError(f'conv_cfg={conv_cfg!r} with dcn: the deformable 3x3 replaces the conv layer; '
                                  'expected conv_cfg=None')
             import mmcv.ops  # noqa: F401  registers 'DCN' / 'DCNv2' in mmcv's MODELS
+        if not 0.0 <= drop_path_rate < 1.0:
+            raise ValueError(f'drop_path_rate must be in [0, 1), got {drop_path_rate!r}')
         if multi_grid is not None and len(multi_grid) != layers[num_stages - 1]:
             raise ValueError(f'multi_grid {tuple(multi_grid)} needs one dilation per block of the last stage '
                              f'({layers[num_stages - 1]} blocks)')
@@ -371,9 +379,13 @@ class BagResNet(BaseModule):
 
         inplanes = stem_channels
         self.stage_names = []
+        # mmpretrain's stochastic depth rule: linear in the block index over the whole network
+        rates = torch.linspace(0, drop_path_rate, sum(layers[:num_stages])).tolist()
+        self.drop_path_rate = drop_path_rate
         for i in range(num_stages):
             planes = base_channels * 2 ** i
-            extra = dict(conv_cfg=conv_cfg, with_cp=self.with_cp)
+            extra = dict(conv_cfg=conv_cfg, with_cp=self.with_cp, drop_path=rates[:layers[i]])
+            rates = rates[layers[i]:]
             if block is Bottleneck:
                 extra.update(dcn=dcn if dcn is not None and stage_with_dcn[i] else None, plugins=stage_plugins[i])
             grid = self.multi_grid if i == num_stages - 1 else None
@@ -431,9 +443,13 @@ class BagResNet(BaseModule):
             first = dilation // 2 if (contract_dilation and dilation > 1) else dilation
             dilation_of = [first] + [dilation] * (blocks - 1)
         stride_on_3x3 = self.variant != 'A'
-        mods = [block(inplanes, planes, stride, dilation_of[0], downsample, norm_cfg, stride_on_3x3, **extra)]
+        extra = dict(extra)
+        drop = extra.pop('drop_path')
+        mods = [block(inplanes, planes, stride, dilation_of[0], downsample, norm_cfg, stride_on_3x3,
+                      drop_path=drop[0], **extra)]
         for j in range(1, blocks):
-            mods.append(block(outplanes, planes, 1, dilation_of[j], None, norm_cfg, stride_on_3x3, **extra))
+            mods.append(block(outplanes, planes, 1, dilation_of[j], None, norm_cfg, stride_on_3x3,
+                              drop_path=drop[j], **extra))
         return nn.Sequential(*mods)
 
     def residual_blocks(self):

@@ -295,3 +295,28 @@ def test_multi_grid_and_contract_dilation_match_mmseg():
         feats = ours(x)
         assert [f.shape[-1] for f in feats] == [16, 8, 8, 8]
         assert max_rel_diff(ref(x), feats) < 1e-5
+
+
+def test_drop_path_rate_is_stochastic_depth_in_training_only():
+    """mmpretrain's drop_path_rate: per-sample residual drop, rising linearly to the rate; no new keys."""
+    torch.manual_seed(0)
+    ref = BagResNet(depth=18, variant='D', base_channels=8, stem_channels=16, norm_eval=True)
+    ours = BagResNet(depth=18, variant='D', base_channels=8, stem_channels=16, norm_eval=True, drop_path_rate=0.4)
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    probs = [getattr(b.drop_path, 'drop_prob', 0.0) for b in blocks(ours)]
+    assert probs[0] == 0.0 and abs(probs[-1] - 0.4) < 1e-6 and probs == sorted(probs) and len(probs) == 8
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref.eval(), ours.eval()
+        assert torch.equal(ref(x)[-1], ours(x)[-1])  # eval: nothing dropped
+        ref.train(), ours.train()  # BN stays in eval (norm_eval): only the drop is random
+        base = ref(x)[-1]
+        torch.manual_seed(2)
+        a = ours(x)[-1]
+        torch.manual_seed(2)
+        b = ours(x)[-1]
+        torch.manual_seed(3)
+        c = ours(x)[-1]
+    assert torch.equal(a, b) and not torch.equal(a, c) and not torch.equal(a, base)
+    with pytest.raises(ValueError, match=r'drop_path_rate must be in \[0, 1\)'):
+        BagResNet(depth=18, drop_path_rate=1.0)
