@@ -390,7 +390,7 @@ def convert_weights_file(src: str, dst: str, backbone: torch.nn.Module) -> int:
     """
     check_weights_destination(dst, src)
     state = convert_backbone_state(state_dict_of(load_weights_file(src)), backbone.state_dict())
-    check_fits(state, backbone.state_dict(), f'{type(backbone).__name__}(depth={backbone.depth}, '
-               f'variant={backbone.variant!r})', src)
+    check_fits(state, backbone.state_dict(), f'{type(backbone).__name__}(depth={getattr(backbone, "depth", "?")}, '
+               f'variant={getattr(backbone, "variant", "?")!r})', src)  # Inception/MobileNet have neither
     save_tensors_atomically({k: v.detach().clone().cpu() for k, v in state.items()}, dst)
     return len(state)

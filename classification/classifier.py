@@ -20,16 +20,17 @@ from .registry import MODELS
 
 
 class LinearClsHead(nn.Module):
-    def __init__(self, in_channels: int, num_classes: int, xavier: bool):
+    def __init__(self, in_channels: int, num_classes: int, xavier: bool, dropout: float = 0.0):
         super().__init__()
         self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()  # Inception-V3: 0.5 (GluonCV, torchvision)
         self.fc = nn.Linear(in_channels, num_classes)
         if xavier:  # the paper's baseline init (Section 2.1) covers the FC too
             nn.init.xavier_uniform_(self.fc.weight)
             nn.init.zeros_(self.fc.bias)
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.flatten(self.pool(feat), 1))
+        return self.fc(self.dropout(torch.flatten(self.pool(feat), 1)))
 
 
 def build_teacher(config: str, checkpoint: str, num_classes: int) -> 'BagClassifier':
@@ -65,11 +66,13 @@ class BagClassifier(BaseModel):
         label_smoothing: eps of eq. (4); 0 is plain one-hot.
         mixup_alpha: Beta(alpha, alpha) of mixup; 0 is off.
         distill: ``dict(teacher_config=..., teacher_checkpoint=..., temperature=20, hard_weight=0.5)`` or None.
+        dropout: dropout before the FC while training (0 = none; Inception-V3's recipe uses 0.5).
         data_preprocessor: mmengine data preprocessor (default: moves the batch to the device).
     """
 
     def __init__(self, backbone: dict, num_classes: int, label_smoothing: float = 0.0, mixup_alpha: float = 0.0,
-                 distill: dict | None = None, data_preprocessor: dict | None = None, init_cfg=None):
+                 distill: dict | None = None, data_preprocessor: dict | None = None, init_cfg=None,
+                 dropout: float = 0.0):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if num_classes < 2:
             raise ValueError(f'num_classes must be >= 2, got {num_classes}')
@@ -77,12 +80,15 @@ class BagClassifier(BaseModel):
             raise ValueError(f'label_smoothing must be in [0, 1), got {label_smoothing}')
         if mixup_alpha < 0:
             raise ValueError(f'mixup_alpha must be >= 0 (0 = off), got {mixup_alpha}')
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f'dropout must be in [0, 1), got {dropout}')
         self.num_classes = num_classes
         self.label_smoothing = label_smoothing
         self.mixup_alpha = mixup_alpha
         self.backbone = MODELS.build(backbone)
         in_channels = self.backbone.feat_channels[self.backbone.out_indices[-1]]
-        self.head = LinearClsHead(in_channels, num_classes, xavier=getattr(self.backbone, 'init', None) == 'xavier')
+        self.head = LinearClsHead(in_channels, num_classes, xavier=getattr(self.backbone, 'init', None) == 'xavier',
+                                  dropout=dropout)
         self._teacher = None
         self.teacher_reference = None
         if distill:

@@ -4,6 +4,9 @@ Every step runs the project's own command-line tools in a subprocess (the same c
 so the grid adds orchestration only. A cell (one step of one variant and seed) is done when its
 ``result.json`` exists; that file is written last and atomically, so an interrupted grid reruns only the
 unfinished cells, and those continue from their last checkpoint (``--resume``).
+
+The MobileNet rows (the paper's Table 6 for MobileNet 1.0) are classification only, as in the paper,
+which transfers only ResNet-50: their cells are pretrain + test (+ export), no detection or segmentation.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from mmengine.config import Config
 
 from engine.results import write_results_json
+from engine.runner import read_last_checkpoint
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -30,6 +34,8 @@ class Variant:
     cls_config: str       # pretraining config (relative to the repository)
     paper: tuple          # (Table 6 top-1, Table 7 mAP, Table 8 pixAcc, Table 8 mIoU), None where not given
     teacher: bool = False  # distillation from the grid's own teacher
+    transfer: bool = True  # False: classification only (no detection / segmentation cells)
+    network: str = 'ResNet-50'  # whose column of the paper's tables ``paper`` holds
 
 
 TEACHER = Variant('teacher', 'teacher (ResNet-D, deeper)', 'configs/cls/fashion_teacher.py', (None,) * 4)
@@ -44,7 +50,18 @@ VARIANTS = {v.name: v for v in (
             (79.15, 81.10, 78.47, 37.99)),
     Variant('d_distill_mixup', '+ distill w/ mixup', 'configs/cls/fashion_d_tricks.py',
             (79.29, 81.33, 78.72, 38.40), teacher=True),
+    # MobileNet (1.0)'s column of Table 6; MobileNet v1 at width 0.25 at this scale, classification only
+    *(Variant(f'mobilenet_{name}', f'MobileNet {label}', f'configs/cls/fashion_mobilenet_{config}.py',
+              (top1, None, None, None), teacher=teacher, transfer=False, network='MobileNet (1.0)')
+      for name, label, config, top1, teacher in (
+          ('efficient', 'efficient', 'efficient', 71.90, False),
+          ('cosine', '+ cosine', 'cosine', 72.83, False),
+          ('smoothing', '+ label smoothing', 'cosine_ls', 72.93, False),
+          ('distill', '+ distill w/o mixup', 'cosine_ls_kd', 71.97, True),
+          ('mixup', '+ mixup w/o distill', 'cosine_ls_mixup', 73.28, False),
+          ('distill_mixup', '+ distill w/ mixup', 'tricks', 72.51, True))),
 )}
+MOBILENET_ROWS = [name for name, v in VARIANTS.items() if v.network.startswith('MobileNet')]
 DET_CONFIG = 'configs/det/fashion_faster_rcnn.py'
 SEG_CONFIG = 'configs/seg/fashion_fcn.py'
 METRICS = ('top1', 'mAP', 'pixAcc', 'mIoU')
@@ -111,7 +128,8 @@ class Grid:
         log = osp.join(cell, 'steps.log')
         self._tool('pretrain.py', v.cls_config, '--work-dir', cell, *self._resume_flag(cell),
                    *self._options('cls', *opts), log=log)
-        last = osp.join(cell, f'epoch_{cfg.train_cfg.max_epochs}.pth')
+        # the checkpoint the run ended with (--cls-options may change max_epochs), as its work dir names it
+        last = read_last_checkpoint(cell) or osp.join(cell, f'epoch_{cfg.train_cfg.max_epochs}.pth')
         self._tool('test_cls.py', v.cls_config, last, '--work-dir', cell, '--out', osp.join(cell, 'test.json'),
                    *self._options('cls', *opts), log=log)
         self._tool('export_backbone.py', last, osp.join(cell, 'backbone.pth'), log=log)
@@ -163,19 +181,23 @@ class Grid:
             v = VARIANTS[name]
             for seed in seeds:
                 cls = self.pretrain(v, seed)
-                det = self.detect(v, seed, cls)
-                seg = self.segment(v, seed, cls)
-                rows.setdefault(name, []).append(dict(top1=cls['top1'], mAP=det['mAP'], pixAcc=seg['pixAcc'],
-                                                      mIoU=seg['mIoU']))
+                row = dict(top1=cls['top1'])
+                if v.transfer:
+                    det = self.detect(v, seed, cls)
+                    seg = self.segment(v, seed, cls)
+                    row.update(mAP=det['mAP'], pixAcc=seg['pixAcc'], mIoU=seg['mIoU'])
+                rows.setdefault(name, []).append(row)
         return rows
 
 
 def summarize(rows: dict) -> dict:
-    """Mean and sample standard deviation of each metric over seeds, per variant."""
+    """Mean and sample standard deviation of each metric over seeds, per variant; None for a metric that
+    a variant has not (the classification-only rows have only top-1)."""
     out = {}
     for name, runs in rows.items():
         out[name] = {m: (statistics.mean(r[m] for r in runs),
                          statistics.stdev([r[m] for r in runs]) if len(runs) > 1 else None, len(runs))
+                     if all(m in r for r in runs) else None
                      for m in METRICS}
     return out
 
@@ -187,14 +209,18 @@ def markdown_table(summary: dict) -> str:
         v = VARIANTS.get(name, TEACHER)
         cells = []
         for m in METRICS:
+            if stats[m] is None:
+                cells.append('-')
+                continue
             mean, std, n = stats[m]
             cells.append(f'{mean:.2f}' + (f' ± {std:.2f}' if std is not None else ''))
         paper = [f'{p:.2f}' if p is not None else '-' for p in v.paper]
         lines.append(f'| {v.label} | ' + ' | '.join(cells + paper) + ' |')
     n = {stats['top1'][2] for stats in summary.values()}
     lines.append('')
+    networks = sorted({VARIANTS.get(name, TEACHER).network for name in summary})
     lines.append(f'Mean ± sample standard deviation over {"/".join(map(str, sorted(n)))} seed(s); '
-                 'paper columns: Tables 6-8 (ImageNet / VOC / ADE20K, ResNet-50).')
+                 f'paper columns: Tables 6-8 (ImageNet / VOC / ADE20K; {", ".join(networks)}).')
     return '\n'.join(lines)
 
 
@@ -202,11 +228,14 @@ def plot(summary: dict, path: str) -> str:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    names = list(summary)
-    labels = [VARIANTS.get(n, TEACHER).label for n in names]
-    fig, axes = plt.subplots(1, 4, figsize=(16, 4.2))
-    for ax, m, title in zip(axes, METRICS, ('Fashion-MNIST top-1 (%)', 'detection mAP@0.5 (%)', 'segmentation pixAcc (%)',
-                                            'segmentation mIoU (%)')):
+    titles = dict(zip(METRICS, ('Fashion-MNIST top-1 (%)', 'detection mAP@0.5 (%)', 'segmentation pixAcc (%)',
+                                'segmentation mIoU (%)')))
+    metrics = [m for m in METRICS if any(s[m] is not None for s in summary.values())]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 4.2), squeeze=False)
+    for ax, m in zip(axes[0], metrics):
+        names = [n for n in summary if summary[n][m] is not None]
+        labels = [VARIANTS.get(n, TEACHER).label for n in names]
+        title = titles[m]
         means = [summary[n][m][0] for n in names]
         errs = [summary[n][m][1] or 0 for n in names]
         ax.bar(range(len(names)), means, yerr=errs, capsize=3, color='tab:blue')
