@@ -28,6 +28,7 @@ from backbones import BagResNet
 from backbones.checkpoint import CheckpointError, convert_backbone_state
 from backbones.pretrained import cache_path, resolve_checkpoint
 
+REAL_DOWNLOAD = torch.hub.download_url_to_file
 TV_FILE = 'resnet50-0676ba61.pth'        # mmengine's torchvision_0.12.json entry for 'resnet50'
 V1C_FILE = 'resnet50_v1c-2cccc1ad.pth'   # mmengine's openmmlab.json entry for 'resnet50_v1c'
 
@@ -52,6 +53,10 @@ def hub(tmp_path_factory):
         mp.setenv('TORCH_HOME', str(root / 'torch'))
         mp.setenv('MMENGINE_HOME', str(root / 'mmengine'))
         mp.setattr(torch.hub, '_hub_dir', None)  # get_dir() follows TORCH_HOME
+
+        def no_download(url, dst, *args, **kwargs):  # neither loader may reach for the network
+            raise AssertionError(f'download attempted: {url} -> {dst}')
+        mp.setattr(torch.hub, 'download_url_to_file', no_download)
         ckpt_dir = root / 'torch' / 'hub' / 'checkpoints'
         ckpt_dir.mkdir(parents=True)
         # the names as mmengine's own tables give them, looked up independently of backbones.pretrained
@@ -295,6 +300,7 @@ def test_opt_in_download_fills_the_cache_and_checks_the_hash(hub, tmp_path, monk
     try:
         base = f'http://127.0.0.1:{server.server_address[1]}'
         monkeypatch.setenv('BAGTRICKS_DOWNLOAD', '1')
+        monkeypatch.setattr(torch.hub, 'download_url_to_file', REAL_DOWNLOAD)  # to 127.0.0.1 only
         model = BagResNet(depth=18, variant='D', base_channels=8, stem_channels=16,
                           init_cfg=dict(type='Pretrained', checkpoint=f'{base}/{good}'))
         model.init_weights()
