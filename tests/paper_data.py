@@ -1,8 +1,8 @@
 """Real-format data at the paper's image sizes for the paper-scale smoke tests, made from real photos.
 
-The photos are the three Pascal VOC 2011 images of Debian's ``labelme-examples`` (with their VOC XML
-boxes and VOC palette masks); the classification classes come from Fashion-MNIST items (Debian's
-``dataset-fashion-mnist``) composited onto crops of those photos. Everything is seeded.
+The photos are those of Debian's ``labelme-examples``: for detection and segmentation its three Pascal
+VOC 2011 images with their VOC XML boxes and VOC palette masks; for classification Fashion-MNIST items
+(Debian's ``dataset-fashion-mnist``) composited onto crops of all its photos. Everything is seeded.
 
 * :func:`make_imagenet_photos`: ``root/{train,val}/<class>/*.JPEG`` at ImageNet-like sizes (500 x 375 etc.);
 * :func:`make_voc0712`: ``VOCdevkit/{VOC2007 (trainval + test), VOC2012 (trainval)}`` at VOC's own size;
@@ -90,16 +90,17 @@ def composite_item(background: np.ndarray, item: np.ndarray, rng: np.random.Gene
 def make_imagenet_photos(root: str, size: int = 500, num_classes: int = 10, per_class: dict | None = None,
                          seed: int = 0) -> str:
     """``root/{train,val}/<class>/*.JPEG``: class ``c`` = a Fashion-MNIST item of class ``c`` (the test
-    split: train and val use disjoint items) composited onto a random crop of one of the real VOC2011
-    photos, each image with its longer side ``size`` px (ImageNet's typical 500; 299 or 224 px networks
+    split: train and val use disjoint items) composited onto a random crop of one of labelme-examples'
+    real photos (``experiments.photos.photo_sources``), each image with its longer side ``size`` px (ImageNet's typical 500; 299 or 224 px networks
     get real down-scaling from their own pipelines). ``per_class`` maps a split to images per class
     (default 2 train, 1 val). Returns ``root``."""
     from experiments.fashion import NAMES, load_split
+    from experiments.photos import photo_sources
     if not 2 <= num_classes <= len(NAMES):
         raise ValueError(f'num_classes must be 2..{len(NAMES)} (Fashion-MNIST classes), got {num_classes}')
     per_class = per_class or {'train': 2, 'val': 1}
     rng = np.random.default_rng(seed)
-    photos = [_photo(i) for i in PHOTO_IDS]
+    photos = [np.asarray(Image.open(p).convert('RGB')) for p in photo_sources()]
     items, labels = load_split('test')
     # items of each class in file order; train takes them from the front, val from the back
     by_class = [np.flatnonzero(labels == c) for c in range(num_classes)]
@@ -213,7 +214,8 @@ def make_ade_photos(root: str, n_train: int = 2, n_val: int = 1, size: tuple[int
         os.makedirs(img_dir, exist_ok=True)
         os.makedirs(ann_dir, exist_ok=True)
         for i in range(n):
-            photo, mask = pairs[i % len(pairs)] if split == 'training' else pairs[(len(pairs) - 1 - i) % len(pairs)]
+            # training walks the photos from the first, validation from the last (the bus-and-car one)
+            photo, mask = pairs[i % len(pairs)] if split == 'training' else pairs[-1 - i % len(pairs)]
             img, lab = _random_view(photo, *size, rng, mask=mask)
             Image.fromarray(img).save(osp.join(img_dir, f'{prefix}_{i + 1:08d}.jpg'), quality=92)
             Image.fromarray(to_ade[lab], mode='L').save(osp.join(ann_dir, f'{prefix}_{i + 1:08d}.png'))
@@ -222,7 +224,8 @@ def make_ade_photos(root: str, n_train: int = 2, n_val: int = 1, size: tuple[int
 
 if __name__ == '__main__':
     if len(sys.argv) != 2:
-        sys.exit('usage: python tests/paper_data.py OUT_DIR   (writes OUT_DIR/{imagenet,VOCdevkit,ADEChallengeData2016})')
+        sys.exit('usage: python tests/paper_data.py OUT_DIR '
+                 '(writes OUT_DIR/{imagenet,VOCdevkit,ADEChallengeData2016})')
     out = sys.argv[1]
     make_imagenet_photos(osp.join(out, 'imagenet'))
     make_voc0712(out)

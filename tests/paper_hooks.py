@@ -18,7 +18,8 @@ def _first_conv(module: torch.nn.Module) -> torch.nn.Module:
 
 @HOOKS.register_module()
 class RecordBackboneInputs(Hook):
-    """Append ``{phase, iter, net, shape, dtype, conv_dtype, autocast}`` per backbone call to ``out``.
+    """Append ``{phase, iter, net, shape, dtype, autocast, conv_dtype, channels_last}`` per backbone call
+    to ``out``.
 
     ``net`` is 'model' for the trained network and 'teacher' for a distillation teacher (if any)."""
 
@@ -52,6 +53,9 @@ class RecordBackboneInputs(Hook):
         def hook(module, args, output):
             rec = next(r for r in reversed(self.records) if r['net'] == name)
             rec['conv_dtype'] = str(output.dtype).replace('torch.', '')
+            # the memory format the convolutions run in (a backbone may convert its input itself)
+            rec['channels_last'] = output.is_contiguous(memory_format=torch.channels_last) and \
+                not output.is_contiguous()
         return hook
 
     def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:

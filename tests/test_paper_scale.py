@@ -301,9 +301,10 @@ def test_fcn_r50d_ade20k_at_512x512(pretraining, tmp_path):
     assert all(0 <= v <= 100 for v in res['metrics'].values()) and res['pretrained'] == backbone
     iou = res['per_class']['IoU']
     assert len(iou) == 150
-    # every class of the validation label map has an IoU; the image is a crop of the bus-and-car photo
+    # every class of the validation label map has an IoU (the image is a crop of the bus-and-car photo)
     from mmseg.datasets import ADE20KDataset
     names = [c.strip() for c in ADE20KDataset.METAINFO['classes']]
     (label_file,) = glob.glob(osp.join(data_root, 'annotations', 'validation', '*.png'))
     present = {names[v - 1] for v in np.unique(np.asarray(Image.open(label_file))) if v}
-    assert present == {'bus', 'car'} and all(iou[c] is not None and 0 <= iou[c] <= 100 for c in present)
+    assert present and present <= {'bus', 'car'}
+    assert all(iou[c] is not None and 0 <= iou[c] <= 100 for c in present)
