@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export BAGTRICKS_CACHE ?= $(HOME)/.cache/bagtricks
 
-.PHONY: setup test demo grid bench clean-venv data-packages
+.PHONY: setup test demo grid bench bench-e2e clean-venv data-packages
 
 # Re-runs only when the installer or the project's dependencies change; the mmcv wheel is cached
 # in $(BAGTRICKS_CACHE). MMCV_WHEEL=path/to/mmcv-2.1.0-*.whl installs a prebuilt one (e.g. CUDA).
@@ -39,6 +39,10 @@ grid: setup data-packages
 # Training throughput of ResNet-50-D (fp32 / bf16 / channels-last) vs torchvision ResNet-50 on this machine.
 bench: setup
 	$(PY) tools/benchmark_train.py
+
+# End to end: tools/pretrain.py vs a plain PyTorch loop on real-photo JPEGs, interleaved (about 10 min on 2 cores).
+bench-e2e: setup data-packages
+	$(PY) tools/benchmark_e2e.py $(BENCH_ARGS)
 
 test: setup data-packages
 	$(PY) -m pytest -q tests

@@ -88,7 +88,7 @@ def trick_table(cfg: Config, world_size: int) -> list[tuple[str, str]]:
         ('lr warmup', warmup),
         ('lr decay', decay),
         ('optimizer', f"{opt.type} momentum {opt.get('momentum', 0)} nesterov {opt.get('nesterov', False)} "
-                      f"wd {opt.get('weight_decay', 0)}"),
+                      f"wd {opt.get('weight_decay', 0)}" + (' fused' if opt.get('fused') else '')),
         ('init', _init(backbone)),
         ('zero gamma', _zero_gamma(backbone)),
         ('no bias decay', on[paramwise.get('bias_decay_mult') == 0 and paramwise.get('norm_decay_mult') == 0]),

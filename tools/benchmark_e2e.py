@@ -12,7 +12,8 @@ CUDA), a DataLoader with the same batch size and workers.
 
 * the tool: ``tools/pretrain.py CONFIG`` as a user runs it, with only the data root, class count, batch
   size, workers, one epoch of ``--iters`` iterations and per-iteration logging overridden; its
-  iteration times are read from the run's ``vis_data/scalars.json`` (IterTimerHook: data wait included).
+  iteration times are read from the run's ``vis_data/scalars.json`` (IterTimerHook: data wait included);
+  the lr schedule is compressed into that epoch (warmup over its first quarter, then cosine).
 * the plain loop: the same network built from the config, written as a hand-made PyTorch loop
   (torchvision ``DatasetFolder`` + ``decode_image`` + ``transforms.v2``, ``torch.autocast``, SGD).
 
@@ -28,6 +29,7 @@ import json
 import math
 import os
 import os.path as osp
+import shutil
 import statistics
 import subprocess
 import sys
@@ -107,7 +109,8 @@ def plain_loop(args) -> None:
     lr = opt_cfg.lr * args.batch / 256  # linear scaling
     optimizer = torch.optim.SGD([dict(params=decay), dict(params=no_decay, weight_decay=0.0)], lr=lr,
                                 momentum=opt_cfg.momentum, weight_decay=opt_cfg.weight_decay, nesterov=True)
-    warmup, total = 5 * len(loader), cfg.train_cfg.max_epochs * len(loader)
+    total = min(len(loader), args.iters)
+    warmup = max(1, int(0.25 * total))  # as the tool's run: warmup over the first quarter, then cosine
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: (i + 1) / warmup if i < warmup else
                                                   0.5 * (1 + math.cos(math.pi * (i - warmup) / (total - warmup))))
     eps, alpha = cfg.model.get('label_smoothing', 0.0), cfg.model.get('mixup_alpha', 0.0)
@@ -149,9 +152,12 @@ def plain_loop(args) -> None:
 # ---------------------------------------------------------------------------------------------------
 def run_tool(args, cl: str, work_dir: str) -> list[float]:
     options = [f'train_dataloader.dataset.data_root={args.data}', f'val_dataloader.dataset.data_root={args.data}',
-               f'model.num_classes={args.classes}', f'train_dataloader.batch_size={args.batch}',
+               f'test_dataloader.dataset.data_root={args.data}', f'model.num_classes={args.classes}',
+               f'train_dataloader.batch_size={args.batch}',
                f'train_dataloader.num_workers={args.workers}', 'val_dataloader.num_workers=0',
                'val_dataloader.persistent_workers=False', 'train_cfg.max_epochs=1',
+               # the schedule compressed into the one epoch: warmup over its first quarter, then cosine
+               'param_scheduler.0.end=0.25', 'param_scheduler.1.begin=0.25',
                'default_hooks.logger.interval=1', 'log_processor.window_size=1',
                f'model.backbone.channels_last={cl == "on"}']
     cmd = [sys.executable, osp.join(REPO, 'tools', 'pretrain.py'), args.config, '--work-dir', work_dir,
@@ -164,7 +170,9 @@ def run_tool(args, cl: str, work_dir: str) -> list[float]:
         raise SystemExit(f'error: expected one scalars.json under {work_dir}, found {len(scalars)}')
     with open(scalars[0]) as f:
         rows = [json.loads(line) for line in f if line.strip()]
-    return [r['time'] for r in rows if 'loss' in r and 'time' in r]
+    rows = [r for r in rows if 'loss' in r and 'time' in r]
+    args.data_time.append(statistics.median(r['data_time'] for r in rows[args.skip:]))
+    return [r['time'] for r in rows]
 
 
 def run_plain(args, cl: str, out: str) -> list[float]:
@@ -193,13 +201,21 @@ def main(argv=None) -> list[dict]:
     import torch
     from tools.benchmark_train import cpu_name
     tmp = tempfile.mkdtemp(prefix='bagtricks_e2e_')
+    try:
+        return compare(args, tmp, torch.cuda.get_device_name() if torch.cuda.is_available() else cpu_name(),
+                       torch.__version__)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def compare(args, tmp: str, device: str, torch_version: str) -> list[dict]:
+    args.data_time = []
     if not args.data:
         from experiments.photos import make_photo_imagenet
         args.data = make_photo_imagenet(osp.join(tmp, 'photos'), args.classes,
                                         {'train': math.ceil(args.iters * args.batch / args.classes), 'val': 1})
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else cpu_name()
     print(f'{args.config}: batch {args.batch}, {args.workers} workers, {args.iters} iterations per run '
-          f'({args.skip} warm-up), {args.rounds} rounds; {device}, {os.cpu_count()} cores, torch {torch.__version__}',
+          f'({args.skip} warm-up), {args.rounds} rounds; {device}, {os.cpu_count()} cores, torch {torch_version}',
           flush=True)
     results = {cl: {'tool': [], 'plain': []} for cl in args.settings}
     for r in range(args.rounds):
@@ -220,6 +236,7 @@ def main(argv=None) -> list[dict]:
         ratio = statistics.median(t / p for t, p in zip(tool, plain))
         rows.append(dict(channels_last=cl, tool=statistics.median(tool), plain=statistics.median(plain), ratio=ratio))
         print(f'{cl:<14} {rows[-1]["tool"]:11.2f} {rows[-1]["plain"]:12.2f} {ratio:10.2f}x')
+    print(f'tool data wait per iteration (median of runs): {statistics.median(args.data_time):.3f} s')
     return rows
 
 
