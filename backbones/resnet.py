@@ -334,7 +334,8 @@ class BagResNet(BaseModule):
         stage_plugins = self._stage_plugins(plugins, num_stages, block, depth)
         if dcn is not None:
             if not isinstance(dcn, dict) or 'type' not in dcn:
-                raise ValueError(f"dcn must be an mmcv conv config such as dict(type='DCN', deform_groups=1), got {dcn!r}")
+                raise ValueError(f"dcn must be an mmcv conv config such as dict(type='DCN', deform_groups=1), "
+                                 f"got {dcn!r}")
             if block is not Bottleneck:
                 raise ValueError(f'dcn needs bottleneck blocks (depth 50, 101, 152); depth {depth} has basic blocks')
             if len(stage_with_dcn) != num_stages:
