@@ -284,6 +284,9 @@ def test_plugins_match_mmdet():
 def test_multi_grid_and_contract_dilation_match_mmseg():
     from mmseg.models.backbones import ResNetV1c
     kw = dict(depth=50, base_channels=8, strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4), contract_dilation=True)
+    plain = BagResNet(variant='C', **dict(kw, contract_dilation=False))
+    assert {b.conv2.dilation for b in plain.layer3} == {(2, 2)} and {b.conv2.dilation for b in plain.layer4} == {(4, 4)}
+    assert [b.conv2.dilation for b in BagResNet(variant='C', **kw).layer4] == [(2, 2), (4, 4), (4, 4)]
     ours = BagResNet(variant='C', multi_grid=(1, 2, 4), **kw)
     assert [b.conv2.dilation for b in ours.layer4] == [(1, 1), (2, 2), (4, 4)]
     assert [b.conv2.dilation for b in ours.layer3[:2]] == [(1, 1), (2, 2)]  # contracted first block
