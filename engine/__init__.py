@@ -8,8 +8,9 @@ from .amp import MixedPrecisionOptimWrapper
 from .cli import ConfigError, add_common_args, apply_pretrained, build_config
 from .guard import PreflightError, UserInputError, run_tool
 from .results import write_results_json
-from .runner import BagRunner
+from .runner import BagRunner, runner_from_cfg
 from .throughput import ThroughputLogProcessor
 
 __all__ = ['BagRunner', 'ConfigError', 'MixedPrecisionOptimWrapper', 'PreflightError', 'ThroughputLogProcessor',
-           'UserInputError', 'add_common_args', 'apply_pretrained', 'build_config', 'run_tool', 'write_results_json']
+           'UserInputError', 'add_common_args', 'apply_pretrained', 'build_config',
+           'run_tool', 'runner_from_cfg', 'write_results_json']

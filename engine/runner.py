@@ -45,7 +45,7 @@ from mmengine.dataset.utils import worker_init_fn as mmengine_worker_init_fn
 from mmengine.dist import is_distributed, is_main_process
 from mmengine.hooks import CheckpointHook
 from mmengine.model import is_model_wrapper, revert_sync_batchnorm
-from mmengine.registry import HOOKS, MODEL_WRAPPERS
+from mmengine.registry import HOOKS, MODEL_WRAPPERS, RUNNERS
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
@@ -295,6 +295,7 @@ def _is_mmengine_checkpoint_hook(hook) -> bool:
     return type(hook) is CheckpointHook
 
 
+@RUNNERS.register_module()  # configs name it (runner_type='BagRunner'), so mmdet's/mmseg's own tools use it
 class BagRunner(Runner):
     _resuming = False
     _config_dumped = False
@@ -498,3 +499,11 @@ class BagRunner(Runner):
         self._has_loaded = True
         self.logger.info(f'Load checkpoint from {filename}')
         return checkpoint
+
+
+def runner_from_cfg(cfg) -> Runner:
+    """The Runner a config names (``runner_type``, built through mmengine's RUNNERS, as mmdet's and mmseg's
+    own tools do); BagRunner, with the project's checkpoint policy and checks, where a config names none."""
+    if 'runner_type' not in cfg:
+        cfg.runner_type = 'BagRunner'
+    return RUNNERS.build(cfg)

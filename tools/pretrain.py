@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from engine import BagRunner, add_common_args, build_config, run_tool
+from engine import add_common_args, build_config, run_tool, runner_from_cfg
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -34,7 +34,7 @@ def main(argv=None):
         from classification.tricks import format_table, trick_table
         print(f'config: {args.config}\n' + format_table(trick_table(cfg, args.world_size)))
         return None
-    runner = BagRunner.from_cfg(cfg)
+    runner = runner_from_cfg(cfg)
     runner.train()
     return runner
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import os.path as osp
 
-from engine import BagRunner, build_config, run_tool, write_results_json
+from engine import build_config, run_tool, runner_from_cfg, write_results_json
 from engine.cli import CfgOptionsAction
 from engine.results import check_output_file
 
@@ -32,14 +32,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    if not osp.isfile(args.checkpoint):
+    if not osp.lexists(args.checkpoint):  # a directory, FIFO or loop: the loader names it
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     cfg = build_config(argparse.Namespace(**vars(args), amp=False, resume=None))
     out = check_output_file(args.out or osp.join(cfg.work_dir, 'test_results.json'), 'results file',
                             inputs=(args.checkpoint, args.config))
     cfg.load_from = args.checkpoint
     cfg.model.pop('distill', None)  # evaluation needs no teacher
-    runner = BagRunner.from_cfg(cfg)  # reads the checkpoint and checks it fits the model
+    runner = runner_from_cfg(cfg)  # reads the checkpoint and checks it fits the model
     metrics = runner.test()
     write_results_json(dict(metrics=metrics, config=args.config, checkpoint=osp.abspath(args.checkpoint),
                             num_images=len(runner.test_dataloader.dataset)), out)

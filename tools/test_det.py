@@ -13,7 +13,7 @@ import argparse
 import os.path as osp
 
 from detection import EVAL_MODES, set_eval_mode
-from engine import BagRunner, build_config, run_tool
+from engine import build_config, run_tool, runner_from_cfg
 from engine.cli import CfgOptionsAction
 from engine.results import check_output_file
 
@@ -34,13 +34,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    if not osp.isfile(args.checkpoint):
+    if not osp.lexists(args.checkpoint):  # a directory, FIFO or loop: the loader names it
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     cfg = build_config(args)
     check_output_file(osp.join(cfg.work_dir, 'test_results.json'), 'results file', inputs=(args.checkpoint,))
     set_eval_mode(cfg, args.eval_mode)
     cfg.load_from = osp.abspath(args.checkpoint)
-    runner = BagRunner.from_cfg(cfg)  # reads the checkpoint and checks it fits the model, before any data
+    runner = runner_from_cfg(cfg)  # reads the checkpoint and checks it fits the model, before any data
     return runner.test()  # DetResultsHook writes <work_dir>/test_results.json
 
 

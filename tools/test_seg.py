@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os.path as osp
 
-from engine import BagRunner, build_config, run_tool
+from engine import build_config, run_tool, runner_from_cfg
 from engine.cli import CfgOptionsAction
 from engine.results import check_output_file
 
@@ -31,12 +31,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict | None:
     args = parse_args(argv)
-    if not osp.isfile(args.checkpoint):
+    if not osp.lexists(args.checkpoint):  # a directory, FIFO or loop: the loader names it
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     cfg = build_config(args)
     check_output_file(osp.join(cfg.work_dir, 'test_results.json'), 'results file', inputs=(args.checkpoint,))
     cfg.load_from = args.checkpoint
-    runner = BagRunner.from_cfg(cfg)  # reads the checkpoint and checks it fits the model, before any data
+    runner = runner_from_cfg(cfg)  # reads the checkpoint and checks it fits the model, before any data
     runner.test()
     from segmentation import write_evaluation  # imported by the config's custom_imports by now
     return write_evaluation(runner, runner.test_loop.evaluator, 'test_results.json',

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 
+from mmengine.runner import Runner
+
 from detection import EVAL_MODES, set_eval_mode
-from engine import BagRunner, add_common_args, build_config, run_tool
+from engine import add_common_args, build_config, run_tool, runner_from_cfg
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -25,11 +27,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def build_runner(argv=None) -> BagRunner:
+def build_runner(argv=None) -> Runner:
     args = parse_args(argv)
     cfg = build_config(args)
     set_eval_mode(cfg, args.eval_mode)
-    runner = BagRunner.from_cfg(cfg)
+    runner = runner_from_cfg(cfg)
     init = cfg.model.backbone.get('init_cfg') or {}
     if init.get('type') == 'Pretrained':
         runner.logger.info(f'backbone weights: {init["checkpoint"]} (loaded strictly when training starts)')
@@ -39,7 +41,7 @@ def build_runner(argv=None) -> BagRunner:
     return runner
 
 
-def main(argv=None) -> BagRunner:
+def main(argv=None) -> Runner:
     runner = build_runner(argv)
     runner.train()
     return runner

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 
-from engine import BagRunner, add_common_args, build_config, run_tool
+from mmengine.runner import Runner
+
+from engine import add_common_args, build_config, run_tool, runner_from_cfg
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -20,10 +22,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def build_runner(argv=None) -> BagRunner:
+def build_runner(argv=None) -> Runner:
     args = parse_args(argv)
     cfg = build_config(args)
-    return BagRunner.from_cfg(cfg)
+    return runner_from_cfg(cfg)
 
 
 def main(argv=None) -> dict | None:

@@ -1,5 +1,6 @@
 # Runtime shared by every pretraining config: scope, hooks, logging (text + TensorBoard), checkpoints.
 default_scope = 'bagtricks'
+runner_type = 'BagRunner'  # checkpoint policy + preflight checks, also under mmdet's/mmseg's own tools/train.py
 custom_imports = dict(imports=['classification', 'engine'], allow_failed_imports=False)
 
 default_hooks = dict(
