@@ -91,6 +91,23 @@ def check_cfg_options(cfg: Config, options: dict) -> None:
             _check_value_type(key, node, options[key])
 
 
+def _open_none_parents(cfg: Config, options: dict) -> None:
+    """``model.distill.teacher_config=X`` where the config has ``distill=None``: the None becomes an
+    empty dict to fill (mmengine would refuse to merge a dict into None)."""
+    from mmengine.config import ConfigDict
+    for key in options:
+        node = cfg._cfg_dict
+        for part in key.split('.')[:-1]:
+            if isinstance(node, dict):
+                if node.get(part, ...) is None:
+                    node[part] = ConfigDict()
+                node = node.get(part)
+            elif isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
+                break
+
+
 def _kind(value) -> str | None:
     if isinstance(value, bool):
         return 'a boolean (True or False)'
@@ -138,7 +155,11 @@ def build_config(args: argparse.Namespace) -> Config:
     cfg = read_config(args.config)
     if args.cfg_options:
         check_cfg_options(cfg, args.cfg_options)
-        cfg.merge_from_dict(args.cfg_options)
+        _open_none_parents(cfg, args.cfg_options)
+        try:
+            cfg.merge_from_dict(args.cfg_options)
+        except (TypeError, KeyError, ValueError) as e:
+            raise ConfigError(f'--cfg-options cannot be applied: {" ".join(str(e).split())}') from e
     cfg.launcher = args.launcher
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
@@ -149,7 +170,7 @@ def build_config(args: argparse.Namespace) -> Config:
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume:
-        if not osp.isfile(args.resume):
+        if not osp.lexists(args.resume):  # anything else (a directory, a FIFO, a loop) the loader names
             raise FileNotFoundError(f'--resume: no such checkpoint {args.resume}')
         cfg.resume, cfg.load_from = True, args.resume
     if getattr(args, 'pretrained', None):
