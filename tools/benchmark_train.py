@@ -6,8 +6,9 @@ Our model is the BagClassifier of configs/cls/resnet50d_efficient.py (ResNet-50-
 init, 1000 classes), trained by mmengine's own ``train_step`` with the optimizer wrapper the config
 builds (Nesterov SGD, no bias decay through paramwise_cfg): forward, loss, backward, SGD step. It runs
 in fp32, in mixed precision (the config's MixedPrecisionOptimWrapper: bf16 autocast on CPU, fp16 with
-loss scaling on CUDA), and both again with channels-last tensors. The reference is a plain torchvision
-``resnet50()`` fp32 step (cross entropy, the same SGD) in the same process. Each variant runs
+loss scaling on CUDA), and both again with the backbone's channels-last switch (``channels_last``, on in
+the shipped configs); its SGD is fused as in the configs (``--no-fused``: torch's default). The reference
+is a plain torchvision ``resnet50()`` fp32 step (cross entropy, the same SGD) in the same process. Each variant runs
 ``--warmup`` untimed iterations; then ``--iters`` rounds time one iteration of every variant in turn, so
 all variants see the same machine load (other jobs on a shared machine). img/s = batch / median
 iteration time; the ratio is the median over rounds of (reference time / variant time) in that round.
@@ -39,6 +40,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--iters', type=int, default=10, help='timed iterations per variant')
     parser.add_argument('--size', type=int, default=224, help='input height and width')
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--no-fused', dest='fused', action='store_false',
+                        help="our model's SGD without fused=True (torch's per-tensor loop, as the reference)")
     args = parser.parse_args(argv)
     if args.batch < 1 or args.iters < 1 or args.warmup < 0 or args.size < 32:
         parser.error('need --batch >= 1, --iters >= 1, --warmup >= 0, --size >= 32')
@@ -82,17 +85,17 @@ def ours(args, mixed: bool, channels_last: bool):
     import engine  # noqa: F401  (registers MixedPrecisionOptimWrapper)
     from classification import MODELS
     cfg = Config.fromfile(CONFIG)
+    cfg.model.backbone.channels_last = channels_last  # the config's switch (on in the shipped configs)
     model = MODELS.build(cfg.model).to(args.device).train()
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
     optim_cfg = copy.deepcopy(cfg.optim_wrapper)
+    optim_cfg.optimizer.fused = args.fused
     optim_cfg.optimizer.lr = 0.1 * args.batch / 256  # what auto_scale_lr gives one process
     if not mixed:
         optim_cfg.type = 'OptimWrapper'
     elif optim_cfg.type != 'MixedPrecisionOptimWrapper':
         raise ValueError(f'{CONFIG}: expected optim_wrapper.type MixedPrecisionOptimWrapper, got {optim_cfg.type}')
     optim_wrapper = build_optim_wrapper(model, optim_cfg)
-    x, y = batch_of(args, channels_last)
+    x, y = batch_of(args, channels_last=False)  # NCHW, as a data loader delivers it; the backbone converts it
     return lambda: model.train_step(dict(inputs=x, data_samples=y), optim_wrapper)
 
 
