@@ -34,6 +34,29 @@ class KillAtIter(Hook):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+@HOOKS.register_module()
+class KillInSave(Hook):
+    """SIGKILL this process halfway through writing the checkpoint file ``name`` (mmengine writes a
+    checkpoint through its LocalBackend.put): the file on disk is cut off, nothing after it runs."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def before_train(self, runner):
+        from mmengine.fileio.backends import LocalBackend
+        put, name = LocalBackend.put, self.name
+
+        def put_then_die(backend, obj, filepath):
+            if osp.basename(str(filepath)).startswith(name):
+                with open(filepath, 'wb') as f:
+                    f.write(obj[:len(obj) // 2])
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.kill(os.getpid(), signal.SIGKILL)
+            return put(backend, obj, filepath)
+        LocalBackend.put = put_then_die
+
+
 def child_env(**extra) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', PYTHONPATH=os.pathsep.join(
         [TESTS, REPO] + ([os.environ['PYTHONPATH']] if os.environ.get('PYTHONPATH') else [])))
@@ -64,12 +87,13 @@ def run_tool(tool: str, *args: str, nproc: int = 1, timeout: int = 300, check: b
 
 
 def cls_config(path: str, data_root: str, *, num_classes: int, batch: int, epochs: int, augment: bool = False,
-               mixup: float = 0.0, workers: int = 0, kill_at: int | None = None, distill: dict | None = None,
+               mixup: float = 0.0, workers: int = 0, kill_at: int | str | None = None, distill: dict | None = None,
                extra: str = '') -> str:
     """A ResNet-18-D at 1/8 width on 32-px crops of ``data_root``, every epoch checkpointed, no validation.
 
     ``augment=False`` uses only deterministic transforms (resize + centre crop); BN runs in eval mode
-    (``norm_eval``) so no result depends on how the batch is split across processes.
+    (``norm_eval``) so no result depends on how the batch is split across processes. ``kill_at``: an
+    iteration (SIGKILL after it) or a checkpoint file name (SIGKILL halfway through writing it).
     """
     if augment:
         pipeline = (f"[dict(type='RandomResizedCrop', size=32, scale=(0.25, 1.0), antialias=True), "
@@ -81,7 +105,8 @@ def cls_config(path: str, data_root: str, *, num_classes: int, batch: int, epoch
         pipeline = (f"[dict(type='Resize', size=32, antialias=True), dict(type='CenterCrop', size=32), "
                     f"dict(type='ToDtype', dtype='float32', scale=False), "
                     f"dict(type='Normalize', mean={MEAN}, std={STD})]")
-    hooks = f"custom_hooks = [dict(type='KillAtIter', at={kill_at})]\n" if kill_at else ''
+    hooks = (f"custom_hooks = [dict(type='KillAtIter', at={kill_at})]\n" if isinstance(kill_at, int) else
+             f"custom_hooks = [dict(type='KillInSave', name={kill_at!r})]\n" if kill_at else '')
     text = f"""_base_ = {osp.join(REPO, 'configs', 'cls', 'resnet50_baseline.py')!r}
 custom_imports = dict(imports=['classification', 'scale_helpers'], allow_failed_imports=False)
 model = dict(num_classes={num_classes}, mixup_alpha={mixup}, distill={distill!r},
