@@ -84,21 +84,32 @@ class StagedBackbone(BaseModule):
             self._reference_init()
 
     def init_weights(self):
-        """Random init happens in the constructor; a ``Pretrained`` init_cfg loads strictly."""
-        cfg = self.init_cfg
-        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            self.load_weights(cfg['checkpoint'], prefix=cfg.get('prefix'))
-            self._is_init = True
-        elif cfg:
-            super().init_weights()
+        """Random init happens in the constructor. Non-``Pretrained`` entries of ``init_cfg`` run through
+        mmengine's initialisers; a ``Pretrained`` entry (dict or inside a list) loads strictly after them,
+        as BagResNet does."""
+        from .pretrained import split_init_cfg
+        pretrained, others = split_init_cfg(self.init_cfg)
+        if others:
+            full, self.init_cfg = self.init_cfg, others
+            try:
+                super().init_weights()
+            finally:
+                self.init_cfg = full
+        if pretrained is not None:
+            self.load_weights(pretrained['checkpoint'], prefix=pretrained.get('prefix'))
+        self._is_init = True
 
     def load_weights(self, path: str, prefix: str | None = None) -> int:
         """Load a torchvision / timm classifier, a bagtricks checkpoint or an exported backbone, strictly.
 
-        The outside classifier's head (``head_prefixes``) is dropped; anything else that does not fit
-        is an error listing the first mismatching keys. Returns the number of tensors loaded.
+        ``path`` may also be an mmengine name (``torchvision://``, ``https://``...) of a file in the local
+        cache (:func:`backbones.pretrained.resolve_checkpoint`). The outside classifier's head
+        (``head_prefixes``) is dropped; anything else that does not fit is an error listing the first
+        mismatching keys. Returns the number of tensors loaded.
         """
         from .checkpoint import check_fits, load_weights_file, state_dict_of
+        from .pretrained import resolve_checkpoint
+        path = resolve_checkpoint(path)
         state = state_dict_of(load_weights_file(path))
         if prefix:
             p = prefix.rstrip('.') + '.'

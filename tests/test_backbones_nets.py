@@ -122,6 +122,29 @@ def test_inception_transform_input_as_torchvision(torchvision_inception):
         ref.transform_input = False
 
 
+def test_inception_loads_torchvision_name_from_the_local_cache(torchvision_inception, tmp_path):
+    """``torchvision://inception_v3_google`` resolves (mmengine's table) to torch.hub's cache; nothing downloads."""
+    from backbones.pretrained import cache_path, checkpoint_url
+    _, path = torchvision_inception
+    old = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path / 'hub'))
+    try:
+        name = 'torchvision://inception_v3_google'
+        with pytest.raises(CheckpointError, match='not in the local cache'):
+            BagInceptionV3(init_cfg=dict(type='Pretrained', checkpoint=name)).init_weights()
+        cached = cache_path(checkpoint_url(name))
+        os.makedirs(osp.dirname(cached))
+        os.symlink(path, cached)
+        # a list init_cfg: mmengine's initialisers first, then the strict load wins
+        net = BagInceptionV3(init_cfg=[dict(type='Constant', val=0.0, layer='Conv2d'),
+                                       dict(type='Pretrained', checkpoint=name)])
+        net.init_weights()
+        ref = torch.load(path, weights_only=True)
+        assert torch.equal(net.Mixed_7c.branch_pool.conv.weight, ref['Mixed_7c.branch_pool.conv.weight'])
+    finally:
+        torch.hub.set_dir(old)
+
+
 def test_inception_smallest_input_and_loading_errors(tmp_path):
     net = BagInceptionV3(out_indices=(0, 1, 2, 3)).eval()
     assert [tuple(f.shape[1:]) for f in net(torch.zeros(1, 3, 75, 75))] == [(192, 15, 15), (288, 7, 7), (768, 3, 3),
@@ -267,6 +290,21 @@ def test_channels_last_gives_the_same_features_in_nchw(net, size):
         assert b.is_contiguous() and (a - b).abs().max().item() < 1e-4 * max(1.0, a.abs().max().item())
 
 
+def test_both_networks_feed_mmdets_fpn_built_in_its_scope():
+    from mmdet.registry import MODELS as MMDET_MODELS
+    from mmdet.utils import register_all_modules
+    from mmengine.registry import DefaultScope
+    register_all_modules(init_default_scope=False)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        for net, size in (('BagInceptionV3', 139), ('BagMobileNetV1', 128)):
+            backbone = MMDET_MODELS.build(dict(type=f'bagtricks.{net}', frozen_stages=1, norm_eval=True))
+            neck = MMDET_MODELS.build(dict(type='FPN', in_channels=list(backbone.feat_channels), out_channels=32,
+                                           num_outs=5))
+            outs = neck(backbone.eval()(torch.randn(1, 3, size, size)))
+            assert len(outs) == 5 and all(o.shape[1] == 32 for o in outs)
+            assert outs[0].shape[-1] > outs[-1].shape[-1]
+
+
 # ---------------------------------------------------------------- configs: one change per row, like ResNet's
 NETS = {'inception_v3': 'BagInceptionV3', 'mobilenet': 'BagMobileNetV1'}
 CHAIN = [  # (row of a network, its predecessor in the same network, the trick-table rows that differ)
@@ -395,7 +433,7 @@ def test_grid_mobilenet_rows_are_classification_only_with_the_papers_column():
 def test_grid_runs_a_mobilenet_row_classification_only(tmp_path):
     data, work, out = tmp_path / 'data', tmp_path / 'work', tmp_path / 'out'
     env = dict(os.environ, OMP_NUM_THREADS='1')
-    subprocess.run([sys.executable, 'tools/prepare_fashion.py', '--out', str(data), '--limit', '300',
+    subprocess.run([sys.executable, 'tools/prepare_fashion.py', '--out', str(data), '--limit', '120',
                     '--scenes-train', '4', '--scenes-val', '2'], check=True, cwd=REPO, capture_output=True, env=env)
     cmd = [sys.executable, 'tools/transfer_grid.py', '--variants', 'mobilenet_efficient', '--work-dir', str(work),
            '--out', str(out), '--cls-options', 'train_dataloader.batch_size=32',
