@@ -433,7 +433,7 @@ def test_grid_mobilenet_rows_are_classification_only_with_the_papers_column():
 def test_grid_runs_a_mobilenet_row_classification_only(tmp_path):
     data, work, out = tmp_path / 'data', tmp_path / 'work', tmp_path / 'out'
     env = dict(os.environ, OMP_NUM_THREADS='1')
-    subprocess.run([sys.executable, 'tools/prepare_fashion.py', '--out', str(data), '--limit', '120',
+    subprocess.run([sys.executable, 'tools/prepare_fashion.py', '--out', str(data), '--limit', '300',
                     '--scenes-train', '4', '--scenes-val', '2'], check=True, cwd=REPO, capture_output=True, env=env)
     cmd = [sys.executable, 'tools/transfer_grid.py', '--variants', 'mobilenet_efficient', '--work-dir', str(work),
            '--out', str(out), '--cls-options', 'train_dataloader.batch_size=32',
