@@ -15,6 +15,7 @@ import torch
 from mmengine.config import Config
 
 import classification  # noqa: F401
+from backbones.checkpoint import load_training_state
 from backbones.registry import MODELS
 from cls_helpers import make_shapes_imagenet
 from scale_helpers import REPO, checkpoint_files, cls_config, run_tool, state_dict
@@ -36,7 +37,7 @@ def _kill_and_resume(tmp_path, data, extra=''):
     proc = run_tool('pretrain', killed, '--work-dir', work, check=False)
     assert proc.returncode == -9, proc.stderr[-3000:]  # SIGKILL: no cleanup ran
     assert checkpoint_files(work) == ['epoch_1.pth', 'last_checkpoint']
-    assert open(osp.join(work, 'last_checkpoint')).read().endswith('epoch_1.pth')
+    assert open(osp.join(work, 'last_checkpoint')).read() == 'epoch_1.pth'  # relative to the work dir
     run_tool('pretrain', full, '--work-dir', work, '--resume')  # the latest checkpoint in the work dir
     return state_dict(str(tmp_path / 'full' / 'epoch_3.pth')), work
 
@@ -44,7 +45,7 @@ def _kill_and_resume(tmp_path, data, extra=''):
 def test_sigkill_then_resume_reproduces_the_uninterrupted_run(tmp_path):
     data = make_shapes_imagenet(str(tmp_path / 'data'), num_classes=4, per_class={'train': 8}, size=36)
     uninterrupted, work = _kill_and_resume(tmp_path, data)
-    resumed = torch.load(osp.join(work, 'epoch_3.pth'), map_location='cpu', weights_only=False)
+    resumed = load_training_state(osp.join(work, 'epoch_3.pth'))
     assert resumed['meta']['epoch'] == 3 and resumed['meta']['iter'] == 12
     assert {'optimizer', 'param_schedulers', 'message_hub'} <= set(resumed)
     assert _max_diff(uninterrupted, state_dict(osp.join(work, 'epoch_1.pth'))) > 1e-3  # epochs 2-3 moved it
@@ -80,7 +81,7 @@ def test_resume_with_another_teacher_file_is_an_error(tmp_path):
 
     work = str(tmp_path / 'work')
     run_tool('pretrain', config('kd.py', tmp_path / 'teacher0.pth', 1), '--work-dir', work)
-    meta = torch.load(osp.join(work, 'epoch_1.pth'), map_location='cpu', weights_only=False)['meta']
+    meta = load_training_state(osp.join(work, 'epoch_1.pth'))['meta']
     sha = hashlib.sha256(open(tmp_path / 'teacher0.pth', 'rb').read()).hexdigest()
     assert meta['teacher'] == dict(config=str(teacher_cfg), checkpoint=str(tmp_path / 'teacher0.pth'), sha256=sha)
 
