@@ -24,6 +24,9 @@ class LinearWarmupLR(LinearLR):
     def __init__(self, optimizer, begin: int = 0, end: int = INF, **kwargs):
         if end == INF:
             raise ValueError('LinearWarmupLR needs end = the last warmup epoch (or iteration)')
+        if end <= begin:  # e.g. a fractional-epoch warmup that rounds to no iteration on a tiny dataset
+            raise ValueError(f'LinearWarmupLR: the warmup covers no step (begin {begin}, end {end} after conversion '
+                             'to iterations); lengthen the warmup or the epoch, or drop the warmup scheduler')
         if {'start_factor', 'end_factor'} & set(kwargs):
             raise ValueError('LinearWarmupLR sets start_factor = 1/m and end_factor = 1 itself; use LinearLR '
                              'for another line')

@@ -234,3 +234,13 @@ ROWS = [  # child, parent, trick-table rows that differ
 def test_each_config_changes_one_trick_of_its_parent(child, parent, changed):
     a, b = dict(trick_table(cfg(child), 8)), dict(trick_table(cfg(parent), 8))
     assert {k for k in a if a[k] != b[k]} == changed
+
+
+def test_warmup_of_no_iteration_is_a_clear_error():
+    """A fractional-epoch warmup that rounds to 0 iterations (tiny data) names the problem instead of
+    dividing by zero."""
+    from classification.schedules import LinearWarmupLR
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    with pytest.raises(ValueError, match='covers no step'):
+        LinearWarmupLR.build_iter_from_epoch(optimizer, begin=0, end=0.2, epoch_length=3)
+    assert LinearWarmupLR.build_iter_from_epoch(optimizer, begin=0, end=0.5, epoch_length=4).start_factor == 0.5
