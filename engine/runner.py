@@ -161,6 +161,16 @@ class WorkDirLock:
         except (OSError, ValueError):
             return None
 
+    def _create(self, tmp: str) -> None:
+        try:
+            os.link(tmp, self.path)  # atomic, and the lock file is complete when it appears
+        except FileExistsError:
+            raise
+        except OSError:  # a filesystem without hard links: exclusive create, then write
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            with os.fdopen(fd, 'w') as f:
+                json.dump(self.info, f)
+
     def acquire(self) -> None:
         os.makedirs(self.work_dir, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.work_dir, prefix='.train.lock.')
@@ -169,7 +179,7 @@ class WorkDirLock:
         try:
             for _ in range(10):
                 try:
-                    os.link(tmp, self.path)  # atomic, and the lock file is complete when it appears
+                    self._create(tmp)
                     self.held = True
                     return
                 except FileExistsError:
