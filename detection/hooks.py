@@ -5,6 +5,7 @@ import os.path as osp
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
+from mmengine.runner import BaseLoop
 from mmdet.registry import HOOKS
 
 from engine import write_results_json
@@ -35,8 +36,11 @@ class DetResultsHook(Hook):
                             f'{[type(m).__name__ for m in evaluator.metrics]}')
         backbone = runner.cfg.model.backbone
         init_cfg = backbone.get('init_cfg') or {}
+        # only a training run has its loop built; runner.iter would build one (indexing the training data)
+        trained = isinstance(runner._train_loop, BaseLoop)
         results = dict(
-            split=split, iter=runner.iter, epoch=runner.epoch, config=runner.cfg.filename,
+            split=split, iter=runner.iter if trained else None, epoch=runner.epoch if trained else None,
+            config=runner.cfg.filename,
             eval_mode=voc[0].eval_mode, iou_thrs=voc[0].iou_thrs, metrics=dict(metrics),
             per_class=voc[0].per_class, num_images=voc[0].num_images,
             backbone=dict(type=backbone.type, depth=backbone.get('depth'), variant=backbone.get('variant'),

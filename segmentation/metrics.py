@@ -5,6 +5,7 @@ import math
 import os.path as osp
 
 from mmengine.dist import is_main_process
+from mmengine.runner import BaseLoop
 from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 
@@ -49,7 +50,9 @@ def write_evaluation(runner, evaluator, filename: str, **provenance) -> dict | N
     """Write the last evaluation (summary + per-class) to ``<work_dir>/<filename>`` on the main process."""
     if not is_main_process():
         return None
-    results = dict(evaluation_summary(evaluator), work_dir=runner.work_dir, iteration=runner.iter, **provenance)
+    # only a training run has its loop built; runner.iter would build one (indexing the training data)
+    iteration = runner.iter if isinstance(runner._train_loop, BaseLoop) else None
+    results = dict(evaluation_summary(evaluator), work_dir=runner.work_dir, iteration=iteration, **provenance)
     path = write_results_json(results, osp.join(runner.work_dir, filename))
     runner.logger.info(f'results written to {path}')
     return results
