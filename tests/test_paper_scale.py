@@ -7,7 +7,7 @@ The command lines override only data roots, data sizes (batch sizes), iteration 
 boundaries of the pretraining schedule that follow from them), num_classes, the logging interval and the
 teacher files; each test reads back the config the Runner dumped and checks that everything else is the
 shipped config. The tool runs an instrumenting config that inherits the shipped one and adds only
-``tests/paper_hooks.py``'s recorder of the backbone's real inputs (shape, dtype, autocast).
+``tests/paper_hooks.py``'s recorder of the backbone's real inputs (shape, dtype, autocast, memory format).
 """
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def _plain(x):
 def assert_shipped_config(work_dir: str, shipped: str, options: dict, pretrained: str | None = None,
                           amp: bool = False) -> Config:
     """The config the Runner dumped is ``shipped`` + ``options`` (+ --pretrained / --amp) + the recorder."""
-    dumped = [p for p in glob.glob(osp.join(work_dir, '*.py'))]
+    dumped = glob.glob(osp.join(work_dir, '*.py'))
     assert len(dumped) == 1, dumped
     actual = Config.fromfile(dumped[0])
     expected = Config.fromfile(shipped)
@@ -175,6 +175,11 @@ def test_resnet50d_tricks_at_224(pretraining):
                    for r in rec), rec
     val_rec = recorded(p['record'], 'val')
     assert len(val_rec) == 2 and all(r['shape'] == [NUM_CLASSES, 3, 224, 224] for r in val_rec)
+    # the convolutions run in the memory format the configs' channels_last switch names
+    teacher_nhwc = Config.fromfile(p['teacher_cfg']).model.backbone.get('channels_last', False)
+    assert all(r['channels_last'] == cfg.model.backbone.get('channels_last', False)
+               for r in recorded(p['record'], 'train') + val_rec)
+    assert all(r['channels_last'] == teacher_nhwc for r in recorded(p['record'], 'train', 'teacher'))
 
     # the checkpoint: student only (no teacher), 10-way head on the 2048-channel ResNet-50-D
     ckpt = load_training_state(osp.join(p['work'], 'epoch_2.pth'))
@@ -233,6 +238,8 @@ def test_faster_rcnn_r50d_voc0712_at_1000x600(pretraining, tmp_path):
     assert [r['iter'] for r in rec] == [1, 2]
     assert all(r['shape'][:3] == [2, 3, 608] and r['shape'][3] in (800, 896) for r in rec), rec
     assert [r['shape'] for r in recorded(record, 'val')] == [[1, 3, 608, 800]]
+    assert all(r['channels_last'] == cfg.model.backbone.get('channels_last', False)
+               for r in rec + recorded(record, 'val'))
 
     # checkpoint of iteration 2: the frozen stem and stage 1 (frozen_stages=1) are still the pretrained
     # tensors, stage 4 was trained
@@ -298,6 +305,8 @@ def test_fcn_r50d_ade20k_at_512x512(pretraining, tmp_path):
     assert [r['iter'] for r in rec] == [1, 2]
     assert all(r['shape'] == [1, 3, 512, 512] and r['autocast'] and r['conv_dtype'] == 'bfloat16' for r in rec), rec
     assert [r['shape'] for r in recorded(record, 'val')] == [[1, 3, 512, 683]]
+    assert all(r['channels_last'] == cfg.model.backbone.get('channels_last', False)
+               for r in rec + recorded(record, 'val'))
 
     ckpt = load_training_state(osp.join(work, 'iter_2.pth'))
     assert ckpt['meta']['iter'] == 2
