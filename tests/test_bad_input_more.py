@@ -30,7 +30,7 @@ from mmengine.registry import DefaultScope
 
 from cls_helpers import make_shapes_imagenet
 from det_helpers import make_voc_tree
-from scale_helpers import MEAN, REPO, STD, checkpoint_files, child_env, cls_config
+from scale_helpers import MEAN, REPO, STD, checkpoint_files, child_env, cls_config, free_port
 from seg_helpers import make_ade_tree
 
 from engine import run_tool
@@ -366,6 +366,9 @@ SUBPROCESS_CASES = {
                                         (('bash', t / 'tools' / 'dist_train.sh', 'pretrain', e['cls'], '1'),
                                          dict(env={k: v for k, v in child_env().items() if k != 'PYTHON'})))[2],
                           r"no .*\.venv/bin/python: run 'make setup' first"),
+    'dist_two_processes_config_error': (lambda e, t: _dist('pretrain', _write(t / 'bad.py', 'x = [\n'), '2',
+                                                           env=child_env(MASTER_PORT=str(free_port()))),
+                                        r"bad\.py: syntax error"),  # once, not per process, no torchrun report
     'config_syntax_real_process': (lambda e, t: ((sys.executable, osp.join(REPO, 'tools', 'pretrain.py'),
                                                   _write(t / 'bad.py', 'x = [\n')), {}), r'syntax error'),
     'disk_full_while_saving': (lambda e, t: ((sys.executable, osp.join(REPO, 'tools', 'pretrain.py'), e['cls'],
