@@ -16,6 +16,7 @@ from torch import nn
 from backbones.checkpoint import check_fits, load_weights_file, state_dict_of
 
 from .losses import distillation_loss, mixup, sample_mixup, smooth_targets, soft_cross_entropy
+from .preprocessor import BagDataPreprocessor
 from .registry import MODELS
 
 
@@ -67,13 +68,14 @@ class BagClassifier(BaseModel):
         mixup_alpha: Beta(alpha, alpha) of mixup; 0 is off.
         distill: ``dict(teacher_config=..., teacher_checkpoint=..., temperature=20, hard_weight=0.5)`` or None.
         dropout: dropout before the FC while training (0 = none; Inception-V3's recipe uses 0.5).
-        data_preprocessor: mmengine data preprocessor (default: moves the batch to the device).
+        data_preprocessor: mmengine data preprocessor (default: :class:`BagDataPreprocessor`, the batch to the
+            device and the batched photometric step of ``Photometric(where='device')`` pipelines).
     """
 
     def __init__(self, backbone: dict, num_classes: int, label_smoothing: float = 0.0, mixup_alpha: float = 0.0,
                  distill: dict | None = None, data_preprocessor: dict | None = None, init_cfg=None,
                  dropout: float = 0.0):
-        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        super().__init__(data_preprocessor=data_preprocessor or BagDataPreprocessor(), init_cfg=init_cfg)
         if num_classes < 2:
             raise ValueError(f'num_classes must be >= 2, got {num_classes}')
         if not 0.0 <= label_smoothing < 1.0:

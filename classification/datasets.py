@@ -77,6 +77,8 @@ class ImageNetFolder(torch.utils.data.Dataset):
         self.mode = ImageReadMode.RGB if channels == 3 else ImageReadMode.GRAY
         self.on_unreadable = on_unreadable
         self.pipeline = build_pipeline(pipeline)
+        # a first step that decodes JPEGs itself (RandomResizedCrop, at a reduced DCT scale) is handed the file
+        self._open_jpeg = getattr(self.pipeline.transforms[0], 'open_jpeg', None) if self.pipeline.transforms else None
         samples = self._read_ann(ann_file) if ann_file else self._scan_folders()
         if not samples:
             raise FileNotFoundError(f'ImageNetFolder: no images ({", ".join(IMG_EXTENSIONS)}) under {self.img_dir}')
@@ -164,11 +166,12 @@ class ImageNetFolder(torch.utils.data.Dataset):
         for attempt in range(len(self.samples)):
             i = (idx + attempt) % len(self.samples)
             try:
-                img = self.load(i)
+                jpeg = self._open_jpeg(self.samples[i][0], self.mode) if self._open_jpeg else None
+                inputs = self.pipeline(self.load(i) if jpeg is None else jpeg)
             except UnreadableImageError as e:
                 if self.on_unreadable == 'error':
                     raise
                 print_log(f'skipping unreadable image: {e}', logger='current', level=30)
                 continue
-            return dict(inputs=self.pipeline(img), data_samples=self.samples[i][1])
+            return dict(inputs=inputs, data_samples=self.samples[i][1])
         raise UnreadableImageError(f'ImageNetFolder({self.img_dir}): no image could be decoded')

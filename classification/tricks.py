@@ -8,6 +8,7 @@ from mmengine.config import Config
 from backbones.registry import MODELS
 
 from .schedules import scaled_lr
+from .transforms import photometric_summary
 
 ARCH_KEYS = ('depth', 'variant', 'width', 'act')  # the backbone arguments that name the network
 
@@ -81,6 +82,7 @@ def trick_table(cfg: Config, world_size: int) -> list[tuple[str, str]]:
     return [
         ('backbone', f'{_backbone(backbone)}, {model.num_classes} classes'),
         ('input', _input(cfg)),
+        ('photometric', photometric_summary(cfg)),
         ('batch', f'{batch} per process x {world_size} processes = {batch * world_size}'),
         ('linear lr scaling', (f"on: lr {opt.lr} x {batch * world_size}/{auto['base_batch_size']} = "
                                f"{scaled_lr(cfg, world_size):g}") if auto.get('enable') else f'off: lr {opt.lr}'),

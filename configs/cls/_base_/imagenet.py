@@ -5,13 +5,17 @@ data_root = 'data/imagenet'
 mean = [123.68, 116.779, 103.939]
 std = [58.393, 57.12, 57.375]
 
+# Where the photometric part (colour jitter, PCA lighting, normalisation) runs: 'device' = batched in the
+# model's data preprocessor on the training device (the workers send uint8 crops), 'workers' = per image in
+# the loader workers, 'auto' = device on an accelerator, and on CPU what tools/benchmark_data.py measured
+# faster there (also the device). Switch: --cfg-options train_dataloader.dataset.pipeline.2.where=workers
+# Workers: read, decode (JPEGs at a reduced DCT scale when the crop allows), random-resized crop, flip, uint8.
 train_pipeline = [
     dict(type='RandomResizedCrop', size=224, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), antialias=True),
     dict(type='RandomHorizontalFlip', p=0.5),
-    dict(type='ColorJitter', brightness=0.4, contrast=0.4, saturation=0.4),
-    dict(type='ToDtype', dtype='float32', scale=False),
-    dict(type='PCALighting', alphastd=0.1, value_range=255),
-    dict(type='Normalize', mean=mean, std=std),
+    # ColorJitter(0.4, 0.4, 0.4) + PCALighting(0.1) + Normalize, the same random draws per image
+    dict(type='Photometric', brightness=0.4, contrast=0.4, saturation=0.4, lighting=0.1, mean=mean, std=std,
+         where='auto'),
 ]
 val_pipeline = [
     dict(type='Resize', size=256, antialias=True),  # shorter side

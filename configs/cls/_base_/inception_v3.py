@@ -12,10 +12,8 @@ inception_dropout = 0.5  # before the FC, as GluonCV's and torchvision's Incepti
 inception_train_pipeline = [
     dict(type='RandomResizedCrop', size=299, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), antialias=True),
     dict(type='RandomHorizontalFlip', p=0.5),
-    dict(type='ColorJitter', brightness=0.4, contrast=0.4, saturation=0.4),
-    dict(type='ToDtype', dtype='float32', scale=False),
-    dict(type='PCALighting', alphastd=0.1, value_range=255),
-    dict(type='Normalize', mean=[123.68, 116.779, 103.939], std=[58.393, 57.12, 57.375]),
+    dict(type='Photometric', brightness=0.4, contrast=0.4, saturation=0.4, lighting=0.1,
+         mean=[123.68, 116.779, 103.939], std=[58.393, 57.12, 57.375], where='auto'),
 ]
 inception_val_pipeline = [
     dict(type='Resize', size=342, antialias=True),  # shorter side
