@@ -2,7 +2,7 @@
 
 * images: every PNG/JPEG mode and bit depth PIL writes (L, LA, P, P with transparency, 1-bit, RGBA,
   16-bit grey and 16-bit RGB PNG, CMYK, grayscale and progressive JPEG) decode to the same 8-bit RGB
-  (or grey) pixels PIL's own conversion gives;
+  (or grey) pixels PIL's own conversion gives, also through the training pipeline's JPEG path;
 * filesystem oddities in an image folder: a FIFO, a symlink loop, a dangling link are errors naming
   the file (the FIFO does not block), a permission-denied file likewise (when not root);
 * VOC XML: whitespace around class names, no <size>, inverted boxes, a FIFO as an image;
@@ -190,3 +190,18 @@ def test_ade_label_maps_in_p_l_and_16_bit_give_the_same_labels(tmp_path):
     Image.fromarray(wide).save(rgb)
     with pytest.raises(SegLayoutError, match=rf'{re.escape(rgb)}: 16-bit label map holds values 0\.\.300'):
         _ade(root)
+
+
+def test_every_mode_passes_the_training_pipeline(tmp_path):
+    """The same files through __getitem__ with RandomResizedCrop (whose JPEG path decodes at a reduced
+    scale): 3 channels, 0..255, and the whole-image crop's mean is the PIL reference's (an inverted CMYK
+    or a dropped channel would move it by far more)."""
+    files = _write_modes(tmp_path / 'train' / 'n0_modes')
+    pipe = [dict(type='RandomResizedCrop', size=(20, 24), scale=(1.0, 1.0), ratio=(1.2, 1.2), antialias=True),
+            dict(type='ToDtype', dtype='float32', scale=False)]
+    ds = ImageNetFolder(str(tmp_path), 'train', pipeline=pipe)
+    for i, (path, _) in enumerate(ds.samples):
+        x = ds[i]['inputs']
+        ref = files[osp.basename(path)][1].astype(np.float64)
+        assert tuple(x.shape) == (3, 20, 24) and 0 <= float(x.min()) and float(x.max()) <= 255, path
+        assert abs(float(x.double().mean()) - ref.mean()) < 2.0, path
