@@ -106,6 +106,8 @@ def read_last_checkpoint(work_dir: str, logger=None) -> str | None:
                 logger.warning(f'{path} names {name} in another directory; resuming from this work dir\'s {local}')
             chosen = local
     if osp.isfile(chosen):
+        if logger and not _same_dir(osp.dirname(osp.abspath(chosen)), work_dir):
+            logger.warning(f'{path} names {chosen}, outside this work dir; resuming from it (it is only read)')
         return chosen
     steps = sorted((int(m.group(2)), f) for f in os.listdir(work_dir) if (m := _STEP_FILE.match(f)))
     if not steps:
