@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export BAGTRICKS_CACHE ?= $(HOME)/.cache/bagtricks
 
-.PHONY: setup test demo grid bench bench-e2e clean-venv data-packages
+.PHONY: setup test demo grid figures bench bench-e2e bench-data clean-venv data-packages
 
 # Re-runs only when the installer or the project's dependencies change; the mmcv wheel is cached
 # in $(BAGTRICKS_CACHE). MMCV_WHEEL=path/to/mmcv-2.1.0-*.whl installs a prebuilt one (e.g. CUDA).
@@ -36,6 +36,14 @@ grid: setup data-packages
 	$(PY) tools/transfer_grid.py --variants all --seeds $(or $(SEEDS),0) --work-dir work_dirs/fashion_grid \
 	  --out results/fashion_grid
 
+# The paper's Figures 3 and 4 redrawn from the committed logs and per-image logit gaps in results/figures/
+# (no training; how they were made: README, "Figures 3 and 4").
+FIG := results/figures
+figures: setup
+	$(PY) tools/plot_schedules.py $(FIG)/runs/fashion_d_efficient $(FIG)/runs/fashion_d_cosine \
+	  --labels "step decay (fashion_d_efficient)" "cosine (fashion_d_cosine)" --out $(FIG)/figure3_schedules.png
+	$(PY) tools/plot_logit_gap.py --from-gaps $(FIG)/logit_gaps.json --out $(FIG)/figure4_logit_gap.png
+
 # Training throughput of ResNet-50-D (fp32 / bf16 / channels-last) vs torchvision ResNet-50 on this machine.
 bench: setup
 	$(PY) tools/benchmark_train.py
@@ -43,6 +51,10 @@ bench: setup
 # End to end: tools/pretrain.py vs a plain PyTorch loop on real-photo JPEGs, interleaved (about 10 min on 2 cores).
 bench-e2e: setup data-packages
 	$(PY) tools/benchmark_e2e.py $(BENCH_ARGS)
+
+# Input pipeline per core: worker side and whole pipeline vs stock torchvision v2, interleaved (about 1 min).
+bench-data: setup data-packages
+	$(PY) tools/benchmark_data.py $(BENCH_ARGS)
 
 test: setup data-packages
 	$(PY) -m pytest -q tests

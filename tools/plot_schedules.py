@@ -131,6 +131,7 @@ def plot(runs: list[dict], labels: list[str], out: str) -> None:
         ax_acc.plot(*zip(*run['top1']), color=colour, marker='o', label=label)
     ax_lr.set(xlabel='epoch', ylabel='learning rate', title='(a) learning rate schedule')
     ax_acc.set(xlabel='epoch', ylabel='top-1 validation accuracy (%)', title='(b) validation accuracy')
+    ax_acc.set_xlim(ax_lr.get_xlim())  # the same epoch axis in both panels
     for ax in (ax_lr, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend()
@@ -146,7 +147,10 @@ def save_png(fig, out: str) -> None:
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f'.{osp.basename(out)}.', suffix='.tmp')
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would outlive the rename
         fig.savefig(tmp, format='png', dpi=100, metadata={'Software': None})
         os.replace(tmp, out)
     except BaseException:
