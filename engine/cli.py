@@ -43,10 +43,16 @@ def add_common_args(parser: argparse.ArgumentParser, pretrained: bool = False) -
 
 
 def apply_pretrained(cfg: Config, path: str) -> None:
-    """Start the backbone from ``path``; BagResNet loads it strictly and logs what matched."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'--pretrained: no such file {path}')
-    cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=osp.abspath(path))
+    """Start the backbone from ``path`` (a file, or a name such as ``torchvision://resnet50`` resolved in
+    mmengine's cache); the backbone loads it strictly and logs what matched."""
+    from backbones.pretrained import checkpoint_url
+    if checkpoint_url(path) is None:
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'--pretrained: no such file {path}')
+        path = osp.abspath(path)
+    cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=path)
+    if cfg.model.get('pretrained'):  # mmseg's model-level spelling would contradict init_cfg
+        cfg.model.pretrained = None
 
 
 class ConfigError(ValueError):

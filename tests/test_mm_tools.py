@@ -65,3 +65,20 @@ def test_openmmlab_train_tool_runs_our_config_with_our_runner(task, fashion, tmp
         assert 0.0 <= results['metrics']['mIoU'] <= 100.0 and 0.0 < results['metrics']['aAcc'] <= 100.0
         assert len(results['per_class']['IoU']) == 11 and results['num_images'] == 4
         assert results['checkpoint'].endswith('iter_4.pth')
+
+
+def test_pretrained_flag_takes_mmengine_names(tmp_path):
+    """--pretrained accepts what init_cfg accepts: a file, or a name resolved in mmengine's cache at load time."""
+    from engine.cli import apply_pretrained
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'seg', 'fcn_r50d-cosine_ade20k.py'))
+    cfg.model.pretrained = 'open-mmlab://resnet50_v1c'  # mmseg's model-level spelling, as stock configs have it
+    apply_pretrained(cfg, 'torchvision://resnet50')
+    assert cfg.model.backbone.init_cfg == dict(type='Pretrained', checkpoint='torchvision://resnet50')
+    assert cfg.model.pretrained is None  # one source of weights, not two
+    weights = tmp_path / 'w.pth'
+    weights.write_bytes(b'')
+    apply_pretrained(cfg, str(weights))
+    assert cfg.model.backbone.init_cfg.checkpoint == str(weights)
+    with pytest.raises(FileNotFoundError, match='no such file'):
+        apply_pretrained(cfg, str(tmp_path / 'missing.pth'))
