@@ -320,3 +320,22 @@ def test_figure4_errors(tmp_path, tiny_pair):
     bad.write_text('not json')
     one_error(in_process('plot_logit_gap.py', '--from-gaps', bad, '--out', out), 'not JSON')
     assert not out.exists()
+
+
+# -- make figures --------------------------------------------------------------------------------------------
+
+def test_committed_figures_are_what_make_figures_writes(tmp_path):
+    """The Makefile's `figures` commands (same arguments) on the committed inputs give the committed PNGs."""
+    fig = osp.join(REPO, 'results', 'figures')
+    makefile = open(osp.join(REPO, 'Makefile')).read()
+    assert '--labels "step decay (fashion_d_efficient)" "cosine (fashion_d_cosine)"' in makefile
+    assert '--from-gaps $(FIG)/logit_gaps.json --out $(FIG)/figure4_logit_gap.png' in makefile
+    proc = ok(in_process('plot_schedules.py', osp.join(fig, 'runs', 'fashion_d_efficient'),
+                         osp.join(fig, 'runs', 'fashion_d_cosine'), '--labels', 'step decay (fashion_d_efficient)',
+                         'cosine (fashion_d_cosine)', '--out', tmp_path / 'fig3.png'))
+    assert 'top-1 epoch 1: 63.77, epoch 2: 74.29' in proc.stdout and 'top-1 epoch 1: 69.53, epoch 2: 75.98' in proc.stdout
+    assert (tmp_path / 'fig3.png').read_bytes() == open(osp.join(fig, 'figure3_schedules.png'), 'rb').read()
+    proc = ok(in_process('plot_logit_gap.py', '--from-gaps', osp.join(fig, 'logit_gaps.json'),
+                         '--out', tmp_path / 'fig4.png'))
+    assert 'eps 0.1, K 10: logit gap mean 3.6910, std 0.8596 over 10000 images; theoretical 4.3944' in proc.stdout
+    assert (tmp_path / 'fig4.png').read_bytes() == open(osp.join(fig, 'figure4_logit_gap.png'), 'rb').read()
