@@ -266,6 +266,8 @@ CASES = {
                                r"decode_head\.num_classes='abc': expected an integer"),
     'train_det_pretrained_missing': (lambda e, t: D(e, t, 'train_det', None, '--pretrained', t / 'nope.pth'),
                                      r'--pretrained: no such file .*nope\.pth'),
+    'train_det_amp_on_cpu': (lambda e, t: D(e, t, 'train_det', None, '--amp'),
+                             r"--amp on CPU: mmcv's CPU nms and RoIAlign take float32 only"),
     'export_out_is_input': (lambda e, t: ('export_backbone', [e['trained'], e['trained']]),
                             r'epoch_1\.pth is the input checkpoint itself'),
     'export_out_is_dir': (lambda e, t: ('export_backbone', [e['trained'], t]), r'is a directory; expected a file path'),

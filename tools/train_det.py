@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import argparse
 
+import torch
 from mmengine.runner import Runner
 
 from detection import EVAL_MODES, set_eval_mode
-from engine import add_common_args, build_config, run_tool, runner_from_cfg
+from engine import ConfigError, add_common_args, build_config, run_tool, runner_from_cfg
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -31,6 +32,10 @@ def build_runner(argv=None) -> Runner:
     args = parse_args(argv)
     cfg = build_config(args)
     set_eval_mode(cfg, args.eval_mode)
+    if cfg.optim_wrapper.get('type') == 'MixedPrecisionOptimWrapper' and not torch.cuda.is_available():
+        # bf16 autocast reaches the RPN's proposals, and mmcv's CPU nms / RoIAlign take float32 only
+        raise ConfigError('--amp on CPU: mmcv\'s CPU nms and RoIAlign take float32 only (bf16 autocast would reach '
+                          'them); train the detector without --amp on a CPU (fp16 AMP on CUDA is supported)')
     runner = runner_from_cfg(cfg)
     init = cfg.model.backbone.get('init_cfg') or {}
     if init.get('type') == 'Pretrained':
