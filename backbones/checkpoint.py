@@ -361,6 +361,7 @@ def save_tensors_atomically(state: Mapping[str, torch.Tensor], dst: str) -> None
     os.makedirs(parent, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=parent, prefix=f'.{os.path.basename(dst)}.', suffix='.tmp')
     os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; a weights file is shared like one torch.save writes
     try:
         torch.save(dict(state), tmp)
         os.replace(tmp, dst)

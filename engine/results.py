@@ -48,6 +48,7 @@ def write_results_json(results: dict, path: str) -> str:
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f'.{osp.basename(path)}.', suffix='.tmp')
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; a results file is as readable as one open() writes
     try:
         with os.fdopen(fd, 'w') as f:
             f.write(text)

@@ -76,6 +76,7 @@ def write_last_checkpoint(work_dir: str, checkpoint: str) -> None:
     name = osp.relpath(checkpoint, work_dir) if _same_dir(osp.dirname(osp.abspath(checkpoint)), work_dir) \
         else osp.abspath(checkpoint)
     fd, tmp = tempfile.mkstemp(dir=work_dir, prefix='.last_checkpoint.')
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600
     try:
         with os.fdopen(fd, 'w') as f:
             f.write(name)
