@@ -14,11 +14,12 @@ names a torchvision ``transforms.v2`` class (registered below) or one of the pro
 """
 from __future__ import annotations
 
+import io
 from typing import Sequence
 
 import numpy as np
 import torch
-from torchvision.io import ImageReadMode, decode_jpeg, read_file
+from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
@@ -84,8 +85,9 @@ class PCALighting:
 class JpegFile:
     """A JPEG file whose header has been read (size, mode) but whose pixels have not been decoded."""
 
-    def __init__(self, path: str, image, mode: ImageReadMode):
-        self.path, self.image, self.mode = path, image, mode  # image: a lazily loading PIL JpegImageFile
+    def __init__(self, path: str, data: bytes, image, mode: ImageReadMode):
+        # data: the file's bytes (read once); image: a PIL JpegImageFile on them, header parsed only
+        self.path, self.data, self.image, self.mode = path, data, image, mode
         self.width, self.height = image.size
         self.channels = 3 if mode == ImageReadMode.RGB else 1
 
@@ -109,9 +111,11 @@ class RandomResizedCrop(v2.RandomResizedCrop):
     output sizes and the random numbers drawn are those of ``v2.RandomResizedCrop`` on the decoded
     image). Then the JPEG is decoded at the smallest DCT scale 1/s (s in 1, 2, 4, 8; PIL's ``draft``,
     libjpeg's scaled IDCT) at which the crop still has at least the output's pixels in both directions,
-    and the box, divided by s, is cropped and resized with antialiasing. With s = 1 the image is decoded by
-    ``torchvision.io.decode_jpeg`` and the result is torchvision's. Tensors and PIL images are passed to
-    torchvision unchanged.
+    and PIL resamples the box divided by s (fractional, so no rounding of the box) to the output size,
+    antialiased like torchvision's ``antialias=True``. Measured on 400-500 px photos against the full-size
+    decode with the same box: 1.3-1.7 grey levels mean absolute error (tests/test_input_pipeline.py).
+    With s = 1 the image is decoded by ``torchvision.io.decode_jpeg`` and the result is torchvision's.
+    Tensors and PIL images are passed to torchvision unchanged.
 
     Args:
         reduced_decode: False decodes every JPEG at full size (then identical to ``v2.RandomResizedCrop``).
@@ -129,14 +133,15 @@ class RandomResizedCrop(v2.RandomResizedCrop):
         dataset would (RGB or grayscale); None for anything else (the dataset then decodes it itself)."""
         from PIL import Image, JpegImagePlugin
         try:
-            image = Image.open(path)
+            with open(path, 'rb') as f:
+                data = f.read()
+            image = Image.open(io.BytesIO(data))
         except (OSError, ValueError, SyntaxError):
             return None  # not for us: the dataset's own decoder reports it
         if not isinstance(image, JpegImagePlugin.JpegImageFile) or image.mode not in ('RGB', 'L') \
                 or len(image.tile) != 1:
-            image.close()
             return None  # CMYK, multi-scan oddities, MPO: torchvision's decode_image converts those
-        return JpegFile(path, image, mode)
+        return JpegFile(path, data, image, mode)
 
     def scale_for(self, height: int, width: int) -> int:
         """The DCT scale denominator s for a crop of ``height`` x ``width`` full-size pixels."""
@@ -155,8 +160,7 @@ class RandomResizedCrop(v2.RandomResizedCrop):
         want = 'RGB' if jpeg.channels == 3 else 'L'
         try:
             if s == 1:
-                jpeg.image.close()
-                img = decode_jpeg(read_file(jpeg.path), mode=jpeg.mode)
+                img = decode_jpeg(torch.frombuffer(bytearray(jpeg.data), dtype=torch.uint8), mode=jpeg.mode)
                 return F.resized_crop(img, top, left, h, w, self.size, interpolation=self.interpolation,
                                       antialias=self.antialias)
             pil = jpeg.image
