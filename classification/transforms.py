@@ -109,11 +109,11 @@ class RandomResizedCrop(v2.RandomResizedCrop):
 
     The crop box is drawn on the full-size coordinates by torchvision's own ``make_params`` (so boxes,
     output sizes and the random numbers drawn are those of ``v2.RandomResizedCrop`` on the decoded
-    image). Then the JPEG is decoded at the smallest DCT scale 1/s (s in 1, 2, 4, 8; PIL's ``draft``,
+    image). Then the JPEG is decoded at the smallest DCT scale 1/s (s in 1, 4, 8; PIL's ``draft``,
     libjpeg's scaled IDCT) at which the crop still has at least the output's pixels in both directions,
     and PIL resamples the box divided by s (fractional, so no rounding of the box) to the output size,
     antialiased like torchvision's ``antialias=True``. Measured on 400-500 px photos against the full-size
-    decode with the same box: 1.3-1.7 grey levels mean absolute error (tests/test_input_pipeline.py).
+    decode with the same box: 1.6-1.9 grey levels mean absolute error (tests/test_input_pipeline.py).
     With s = 1 the image is decoded by ``torchvision.io.decode_jpeg`` and the result is torchvision's.
     Tensors and PIL images are passed to torchvision unchanged.
 
@@ -148,7 +148,9 @@ class RandomResizedCrop(v2.RandomResizedCrop):
         if not self.reduced_decode or not self.antialias or self.interpolation not in _PIL_MODES:
             return 1
         out_h, out_w = self.size
-        for s in (8, 4, 2):
+        # not 1/2: measured slower than decode_jpeg + torchvision's resize (Huffman decoding, which no DCT
+        # scale reduces, dominates; PIL's path costs more): 1.14 vs 1.03 ms a 400-500 px photo, 1/4 0.88 ms
+        for s in (8, 4):
             if height >= s * out_h and width >= s * out_w:
                 return s
         return 1
@@ -199,8 +201,9 @@ class RandomResizedCrop(v2.RandomResizedCrop):
 # x * scale + bias = (x + lighting offset - mean) / std
 NUM_PARAMS = 12
 WHERE = ('auto', 'workers', 'device')
-# 'auto' off CUDA: tools/benchmark_data.py measured the batched step in the main process at 2.6-3.4x fewer
-# CPU-seconds per image than the per-image step in the workers on this 2-core CPU (README, "Input pipeline")
+# 'auto' off an accelerator: tools/benchmark_data.py on this 2-core CPU (224 px, one thread) measured the
+# whole pipeline at 634-658 img/s per core with the step in the preprocessor, 539-570 with it in the workers
+# (the step 0.11-0.20 vs 0.34-0.48 ms an image: float32 batches to collate, per-call overhead)
 AUTO_ON_CPU = 'device'
 
 

@@ -1,9 +1,10 @@
 """The split input pipeline: uint8 crops from the workers, the photometric step batched in the data
 preprocessor, JPEGs decoded at a reduced DCT scale when the crop allows.
 
-Reduced-DCT decode, measured on the labelme photos (400-500 px) against a full-size decode with the
-same crop box: mean absolute error 1.7 grey levels of 255 at 64-px crops (the worst image 4.3, the worst
-pixel 46, on edges), 1.3 at 112 px; every box and output size is torchvision's.
+Reduced-DCT decode (1/4 or 1/8), measured on the labelme photos (400-500 px) against a full-size
+decode with the same crop box: mean absolute error 1.6 grey levels of 255 at 48-px crops (79 % of the
+crops decoded reduced; the worst image 4.6, the worst pixel 53, on edges), 1.9 at 64 px (62 %); every
+box and output size is torchvision's.
 """
 import os.path as osp
 
@@ -155,7 +156,7 @@ def test_trick_table_shows_where_the_photometric_step_runs():
 
 # ------------------------------------------------------------------------ reduced-DCT decode
 @needs_photos
-@pytest.mark.parametrize('size', [64, 112])
+@pytest.mark.parametrize('size', [48, 64])
 def test_reduced_dct_decode_keeps_boxes_sizes_and_the_random_stream(photo_root, size):
     crop = RandomResizedCrop(size, antialias=True)
     files = [p for p, _ in ImageNetFolder(photo_root, 'train', pipeline=[dict(type='Resize', size=8)]).samples]
@@ -177,8 +178,8 @@ def test_reduced_dct_decode_keeps_boxes_sizes_and_the_random_stream(photo_root, 
         else:
             reduced += 1
             errors.append((out.int() - ref.int()).abs().float().mean().item())
-    assert reduced >= len(files) // 2  # most crops of 400-500 px photos allow 1/2 or 1/4 at these sizes
-    assert np.mean(errors) < 2.5 and max(errors) < 6.0  # grey levels of 255; measured 1.7 / 4.3 (64 px)
+    assert reduced >= len(files) // 3  # measured 62-79 % of the crops of 400-500 px photos at these sizes
+    assert np.mean(errors) < 2.5 and max(errors) < 6.0  # grey levels of 255; measured 1.6-1.9 / 4.6
 
 
 @needs_photos
