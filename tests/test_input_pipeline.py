@@ -85,7 +85,7 @@ def test_batched_photometric_matches_torchvision_per_image_for_the_same_seed(pho
         torch.manual_seed(100 + i)
         old.append(today(img))
     diff = (torch.stack(old) - ref).abs()
-    print(f"uint8 jitter vs float jitter: mean {float(diff.mean()) * 57.4:.2f}, max {float(diff.max()) * 57.4:.2f} levels")
+    print(f'uint8 vs float jitter: mean {float(diff.mean()) * 57.4:.2f}, max {float(diff.max()) * 57.4:.2f} levels')
     assert diff.mean() < 0.035 and diff.max() < 0.15  # rounding after each of 3 ops; normalised units (std ~57)
 
 
