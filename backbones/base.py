@@ -1,4 +1,6 @@
-"""What the paper's two non-residual networks (Inception-V3, MobileNet) share with BagResNet's interface.
+"""What the registry backbones share. :class:`BackboneBase` (BagResNet, Inception-V3, MobileNet): init_cfg
+handling with strict loading, frozen stages and norm_eval through ``train()``, the channels-last switch.
+:class:`StagedBackbone` (the paper's two non-residual networks) adds BagResNet's interface on top.
 
 A subclass names its modules stage by stage (``stem_names``, ``stage_names``: attribute names, so the
 state-dict keys stay those of torchvision / timm) and this base class provides the mmdet/mmseg-style
@@ -16,7 +18,61 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 
-class StagedBackbone(BaseModule):
+class BackboneBase(BaseModule):
+    """What every registry backbone does the same way: frozen stages and BN-in-eval-mode (``norm_eval``)
+    survive ``train()``, and the channels-last switch (NHWC weights and input, plain NCHW outputs, since some
+    consumers such as mmcv's CPU RoIAlign index memory as NCHW). Subclasses set ``frozen_stages``,
+    ``norm_eval`` and ``channels_last`` and define ``_freeze_stages``."""
+
+    channels_last = False
+    norm_eval = False
+
+    def _freeze_stages(self) -> None:
+        raise NotImplementedError
+
+    def _use_channels_last(self, enabled: bool) -> None:
+        self.channels_last = bool(enabled)
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def _output(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous() if self.channels_last else x
+
+    def init_weights(self):
+        """Random init happens in the constructor. Non-``Pretrained`` entries of ``init_cfg`` run through
+        mmengine's initialisers; a ``Pretrained`` entry (dict or inside a list) always loads strictly,
+        after them, as mmengine orders it."""
+        from .pretrained import split_init_cfg
+        pretrained, others = split_init_cfg(self.init_cfg)
+        if others:
+            full, self.init_cfg = self.init_cfg, others
+            try:
+                super().init_weights()
+            finally:
+                self.init_cfg = full
+        if pretrained is not None:
+            self.load_weights(pretrained['checkpoint'], prefix=pretrained.get('prefix'))
+        self._is_init = True
+
+    def load_weights(self, path: str, prefix: str | None = None) -> int:
+        """Load an outside weights file strictly (any layout the project converts); returns tensors loaded."""
+        from .pretrained import load_pretrained
+        return load_pretrained(self, path, prefix=prefix)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+
+class StagedBackbone(BackboneBase):
     """Base of a backbone built as a stem followed by four stages (output strides 4, 8, 16, 32).
 
     Subclasses set ``stem_names`` / ``stage_names`` (module paths, e.g. ``'blocks.1'``) / ``feat_channels``
@@ -52,7 +108,7 @@ class StagedBackbone(BaseModule):
         self.norm_eval = norm_eval
         self.zero_gamma = False
         self.init = init
-        self.channels_last = bool(channels_last)
+        self._channels_last_wanted = bool(channels_last)
         self.stem_names: tuple[str, ...] = ()
         self.stage_names: tuple[tuple[str, ...], ...] = ()
         self.feat_channels: tuple[int, ...] = ()
@@ -63,8 +119,7 @@ class StagedBackbone(BaseModule):
         self.out_channels = self.feat_channels[-1]
         self._reset_parameters()
         self._freeze_stages()
-        if self.channels_last:  # as BagResNet: NHWC weights and input, NCHW outputs
-            self.to(memory_format=torch.channels_last)
+        self._use_channels_last(self._channels_last_wanted)
 
     # -- init -----------------------------------------------------------------------------------------
     def _reference_init(self) -> None:
@@ -82,22 +137,6 @@ class StagedBackbone(BaseModule):
                     nn.init.zeros_(m.bias)
         else:
             self._reference_init()
-
-    def init_weights(self):
-        """Random init happens in the constructor. Non-``Pretrained`` entries of ``init_cfg`` run through
-        mmengine's initialisers; a ``Pretrained`` entry (dict or inside a list) loads strictly after them,
-        as BagResNet does."""
-        from .pretrained import split_init_cfg
-        pretrained, others = split_init_cfg(self.init_cfg)
-        if others:
-            full, self.init_cfg = self.init_cfg, others
-            try:
-                super().init_weights()
-            finally:
-                self.init_cfg = full
-        if pretrained is not None:
-            self.load_weights(pretrained['checkpoint'], prefix=pretrained.get('prefix'))
-        self._is_init = True
 
     def load_weights(self, path: str, prefix: str | None = None) -> int:
         """Load a torchvision / timm classifier, a bagtricks checkpoint or an exported backbone, strictly.
@@ -136,18 +175,8 @@ class StagedBackbone(BaseModule):
             for p in m.parameters():
                 p.requires_grad = False
 
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
-
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = self._input(x)
         for name in self.stem_names:
             x = self.get_submodule(name)(x)
         outs = []
@@ -155,5 +184,5 @@ class StagedBackbone(BaseModule):
             for name in names:
                 x = self.get_submodule(name)(x)
             if i in self.out_indices:
-                outs.append(x.contiguous() if self.channels_last else x)
+                outs.append(self._output(x))
         return tuple(outs)

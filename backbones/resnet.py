@@ -18,10 +18,10 @@ import torch
 import torch.utils.checkpoint as cp
 from mmcv.cnn import build_conv_layer, build_norm_layer, build_plugin_layer
 from mmcv.cnn.bricks import DropPath
-from mmengine.model import BaseModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from .base import BackboneBase
 from .registry import MODELS, building_scope
 
 VARIANTS = ('A', 'B', 'C', 'D')
@@ -191,7 +191,7 @@ def resolve_variant(variant, deep_stem, avg_down, style, default: str) -> str:
 
 
 @MODELS.register_module()
-class BagResNet(BaseModule):
+class BagResNet(BackboneBase):
     """ResNet-A/B/C/D, depth 18-152, returning the feature maps of ``out_indices`` as a tuple.
 
     Takes the keyword arguments of mmdet's, mmseg's and mmpretrain's ``ResNet`` (so a stock config swaps
@@ -400,9 +400,7 @@ class BagResNet(BaseModule):
         self.out_channels = self.feat_channels[-1]
         self._reset_parameters()
         self._freeze_stages()
-        self.channels_last = bool(channels_last)
-        if self.channels_last:
-            self.to(memory_format=torch.channels_last)
+        self._use_channels_last(channels_last)
 
     @staticmethod
     def _stage_plugins(plugins, num_stages, block, depth) -> list[list[dict]]:
@@ -494,22 +492,6 @@ class BagResNet(BaseModule):
             for blk in self.residual_blocks():
                 nn.init.zeros_(blk.last_bn().weight)
 
-    def init_weights(self):
-        """Random init happens in the constructor. Non-``Pretrained`` entries of ``init_cfg`` run through
-        mmengine's initialisers; a ``Pretrained`` entry (dict or inside a list) always loads strictly,
-        after them, as mmengine orders it."""
-        from .pretrained import load_pretrained, split_init_cfg
-        pretrained, others = split_init_cfg(self.init_cfg)
-        if others:
-            full, self.init_cfg = self.init_cfg, others
-            try:
-                super().init_weights()
-            finally:
-                self.init_cfg = full
-        if pretrained is not None:
-            load_pretrained(self, pretrained['checkpoint'], prefix=pretrained.get('prefix'))
-        self._is_init = True
-
     def _freeze_stages(self):
         if self.frozen_stages >= 0:
             for m in (self.conv1, self.bn1):
@@ -522,22 +504,12 @@ class BagResNet(BaseModule):
             for p in m.parameters():
                 p.requires_grad = False
 
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
-
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = self._input(x)
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         outs = []
         for i, name in enumerate(self.stage_names):
             x = getattr(self, name)(x)
             if i in self.out_indices:
-                outs.append(x.contiguous() if self.channels_last else x)
+                outs.append(self._output(x))
         return tuple(outs)
