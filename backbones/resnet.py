@@ -24,7 +24,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from .base import BackboneBase
 from .registry import MODELS, building_scope
 
-VARIANTS = ('A', 'B', 'C', 'D')
+RESNET_VARIANTS = ('A', 'B', 'C', 'D')  # Figure 2 of the paper: stem and downsampling
 PLUGIN_POSITIONS = ('after_conv1', 'after_conv2', 'after_conv3')
 
 # What an omitted argument means, per toolbox: each toolbox's own ResNet defaults (mmdet 3.3,
@@ -178,8 +178,8 @@ def resolve_variant(variant, deep_stem, avg_down, style, default: str) -> str:
                              "(caffe style is A, whose stem is the 7x7 conv)")
         return 'D' if avg else 'C' if deep else 'A' if caffe else 'B'
     variant = str(variant).upper()
-    if variant not in VARIANTS:
-        raise ValueError(f'variant must be one of {VARIANTS}, got {variant!r}')
+    if variant not in RESNET_VARIANTS:
+        raise ValueError(f'variant must be one of {RESNET_VARIANTS}, got {variant!r}')
     for name, given, implied, meaning in (
             ('deep_stem', deep_stem, variant in 'CD', 'C and D have the deep stem'),
             ('avg_down', avg_down, variant == 'D', 'only D average-pools in the downsample path')):

@@ -4,7 +4,7 @@ Importing the package registers everything (configs use ``custom_imports=['class
 """
 from .classifier import BagClassifier, LinearClsHead, build_teacher
 from .datasets import ImageNetFolder, UnreadableImageError
-from .losses import distillation_loss, mixup, sample_mixup, smooth_targets, soft_cross_entropy
+from .label_tricks import distillation_loss, mixup, sample_mixup, smooth_targets, soft_cross_entropy
 from .metrics import Accuracy
 from .registry import DATASETS, METRICS, MODELS, PARAM_SCHEDULERS, TRANSFORMS
 from .schedules import LinearWarmupLR, lr_schedule

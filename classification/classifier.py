@@ -15,7 +15,7 @@ from torch import nn
 
 from backbones.checkpoint import check_fits, load_weights_file, state_dict_of
 
-from .losses import distillation_loss, mixup, sample_mixup, smooth_targets, soft_cross_entropy
+from .label_tricks import distillation_loss, mixup, sample_mixup, smooth_targets, soft_cross_entropy
 from .preprocessor import BagDataPreprocessor
 from .registry import MODELS
 

@@ -21,8 +21,8 @@ from backbones import BagInceptionV3, BagMobileNetV1
 from backbones.checkpoint import CheckpointError
 from backbones.complexity import net_complexity
 from backbones.registry import MODELS
-from classification.losses import mixup, sample_mixup, smooth_targets
-from classification.tricks import trick_table
+from classification.label_tricks import mixup, sample_mixup, smooth_targets
+from classification.trick_report import trick_table
 
 timm = pytest.importorskip('timm')
 torchvision = pytest.importorskip('torchvision')

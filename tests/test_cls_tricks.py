@@ -14,7 +14,7 @@ from backbones.registry import MODELS
 from classification import (PCALighting, distillation_loss, lr_schedule, mixup, sample_mixup, smooth_targets,
                             soft_cross_entropy)
 from classification.schedules import scaled_lr
-from classification.tricks import trick_table
+from classification.trick_report import trick_table
 
 CFG = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', 'cls')
 

@@ -103,7 +103,7 @@ def test_config_parses_and_builds(path):
                 for step in pipeline:
                     TRANSFORMS.build(copy.deepcopy(step))
     if scope == 'bagtricks' and 'optim_wrapper' in cfg:
-        from classification.tricks import format_table, trick_table
+        from classification.trick_report import format_table, trick_table
         table = dict(trick_table(cfg, world_size=8))
         assert table['backbone'].startswith(cfg.model.backbone.type)
         assert format_table(list(table.items()))

@@ -142,7 +142,7 @@ def test_where_switch():
 
 
 def test_trick_table_shows_where_the_photometric_step_runs():
-    from classification.tricks import trick_table
+    from classification.trick_report import trick_table
     paper = dict(trick_table(Config.fromfile(osp.join(REPO, 'configs', 'cls', 'resnet50d_cosine_ls.py')), 8))
     here = 'cuda' if torch.cuda.is_available() else 'cpu'
     assert paper['photometric'] == ('device: batched in the data preprocessor, uint8 batches from the workers '

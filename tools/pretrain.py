@@ -31,7 +31,7 @@ def main(argv=None):
     cfg = build_config(args)
     if args.dry_run:
         import classification  # noqa: F401  (registers LinearWarmupLR for the table)
-        from classification.tricks import format_table, trick_table
+        from classification.trick_report import format_table, trick_table
         print(f'config: {args.config}\n' + format_table(trick_table(cfg, args.world_size)))
         return None
     runner = runner_from_cfg(cfg)
