@@ -32,6 +32,8 @@ from typing import Mapping
 import torch
 from mmengine.logging import print_log
 
+from user_errors import CheckpointError
+
 # Globals an mmengine checkpoint needs besides tensors; all are plain data holders.
 _MMENGINE_BOOKKEEPING = {
     'mmengine.logging.history_buffer.HistoryBuffer',
@@ -39,10 +41,6 @@ _MMENGINE_BOOKKEEPING = {
     'numpy.core.multiarray.scalar', 'numpy._core.multiarray.scalar',
     'numpy.ndarray', 'numpy.dtype',
 }
-
-
-class CheckpointError(ValueError):
-    """A weights file that cannot be read, or that does not fit the model it is loaded into."""
 
 
 def _history_buffer_getattr(obj, name):

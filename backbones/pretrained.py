@@ -29,7 +29,9 @@ from urllib.parse import urlparse
 import torch
 from mmengine.logging import print_log
 
-from .checkpoint import CheckpointError, check_fits, convert_backbone_state, load_weights_file, state_dict_of
+from user_errors import CheckpointError
+
+from .checkpoint import check_fits, convert_backbone_state, load_weights_file, state_dict_of
 
 _SCHEMES = ('torchvision://', 'modelzoo://', 'open-mmlab://', 'openmmlab://', 'mmcls://', 'http://', 'https://')
 _HASH = re.compile(r'-([a-f0-9]{6,})\.')  # torch.hub's convention: name-<sha256 prefix>.ext
@@ -121,6 +123,19 @@ def split_init_cfg(init_cfg) -> tuple[dict | None, list]:
         raise CheckpointError(f'init_cfg {dict(pretrained[0])}: a Pretrained entry needs checkpoint=PATH or URL')
     others = [c for c in entries if not any(c is p for p in pretrained)]
     return (dict(pretrained[0]) if pretrained else None), others
+
+
+def apply_pretrained(cfg, path: str) -> None:
+    """``--pretrained``: start the model config's backbone from ``path`` (a file, or a name such as
+    ``torchvision://resnet50`` resolved in mmengine's cache); the backbone loads it strictly and logs
+    what matched."""
+    if checkpoint_url(path) is None:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f'--pretrained: no such file {path}')
+        path = os.path.abspath(path)
+    cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=path)
+    if cfg.model.get('pretrained'):  # mmseg's model-level spelling would contradict init_cfg
+        cfg.model.pretrained = None
 
 
 def load_pretrained(backbone: torch.nn.Module, checkpoint: str, prefix: str | None = None) -> int:

@@ -17,7 +17,7 @@ from mmengine.logging import print_log
 from torchvision.io import ImageReadMode, decode_image, read_file
 from torchvision.transforms.v2.functional import to_dtype
 
-from engine.guard import UserInputError
+from user_errors import UserInputError
 
 from .registry import DATASETS
 from .transforms import build_pipeline

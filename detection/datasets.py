@@ -8,7 +8,7 @@ from mmengine.fileio import exists
 from mmdet.datasets import VOCDataset
 from mmdet.registry import DATASETS
 
-from engine.guard import UserInputError
+from user_errors import UserInputError
 
 BOX_FIELDS = ('xmin', 'ymin', 'xmax', 'ymax')
 

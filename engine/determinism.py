@@ -74,6 +74,8 @@ class PositionSeedHook(Hook):
     def before_train_epoch(self, runner) -> None:
         self._reseed('epoch', runner.epoch)
         loop = runner.train_loop
+        # mmengine private IterBasedTrainLoop.dataloader_iterator (undocumented): no public API for a hook per batch
+        # fetched (a resume's fast-forward fetches without iteration hooks); checked against mmengine 0.10.7
         if isinstance(loop, IterBasedTrainLoop) and not isinstance(loop.dataloader_iterator, _ReseedingIterator):
             loop.dataloader_iterator = _ReseedingIterator(loop.dataloader_iterator, self._reseed)
 

@@ -13,21 +13,8 @@ import os
 import sys
 from unittest import mock
 
-from backbones.checkpoint import CheckpointError
+from user_errors import USER_ERRORS, ConfigError, UserInputError  # noqa: F401  (UserInputError: engine.results)
 
-from .cli import ConfigError
-
-
-class UserInputError(ValueError):
-    """Base of the task packages' data errors (bad layout, unreadable file, wrong content)."""
-
-
-class PreflightError(UserInputError):
-    """A check before training failed (data, classes, batch size, work dir, resume state)."""
-
-
-USER_ERRORS = (UserInputError, ConfigError, CheckpointError, FileNotFoundError, NotADirectoryError,
-               IsADirectoryError, PermissionError)
 # the machine's fault rather than the user's, but equally one line: nothing a traceback would help with
 _FULL_DISK = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 

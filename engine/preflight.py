@@ -17,7 +17,9 @@ import numpy as np
 import torch
 from mmengine.hooks import Hook
 
-from .guard import PreflightError, UserInputError, one_line
+from user_errors import PreflightError, UserInputError
+
+from .guard import one_line
 
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -129,6 +131,8 @@ def first_batch_indices(loader) -> list[int]:
     size = loader.batch_size or getattr(loader.batch_sampler, 'batch_size', 1)
     # InfiniteSampler iterates one shared generator (closing a second iterator would close it):
     # read the same first indices from a fresh one
+    # mmengine private InfiniteSampler._indices_of_rank: no public API for a fresh index stream; checked against
+    # mmengine 0.10.7
     indices = sampler._indices_of_rank() if hasattr(sampler, '_indices_of_rank') else iter(sampler)
     return [int(i) for i in itertools.islice(indices, size)]
 

@@ -47,14 +47,15 @@ from mmengine.hooks import CheckpointHook
 from mmengine.model import is_model_wrapper, revert_sync_batchnorm
 from mmengine.registry import HOOKS, MODEL_WRAPPERS, RUNNERS
 from mmengine.runner import Runner
+# mmengine private _load_checkpoint_to_model: no public API for loading an already-read checkpoint dict with
+# revise_keys (what Runner.load_checkpoint does after reading); checked against mmengine 0.10.7
 from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
-from backbones.checkpoint import (CheckpointError, check_model_fits, load_training_state, load_weights_file,
-                                  one_line_reason)
+from backbones.checkpoint import check_model_fits, load_training_state, load_weights_file, one_line_reason
+from user_errors import USER_ERRORS, CheckpointError, ConfigError, PreflightError
 
-from .cli import ConfigError
 from .determinism import EpochWorkerSeed, PositionSeedHook
-from .guard import USER_ERRORS, PreflightError, one_line
+from .guard import one_line
 from .preflight import PreflightHook, check_config
 
 LOCK_NAME = 'train.lock'
@@ -280,6 +281,8 @@ class BagCheckpointHook(CheckpointHook):
         with self._deferred_removals(runner):  # the previous best goes once the new best is written
             super()._save_best_checkpoint(runner, metrics)
 
+    # mmengine private CheckpointHook._save_checkpoint_with_step / _save_best_checkpoint: no public API for the
+    # rotation order; checked against mmengine 0.10.7
     def _save_checkpoint_with_step(self, runner, step, meta):
         outdated = []
         if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step):
@@ -331,7 +334,7 @@ class BagRunner(Runner):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.register_hook(PreflightHook())
-        if self._randomness_cfg.get('deterministic'):
+        if self.deterministic:  # randomness.deterministic, as set_randomness applied it
             self.register_hook(PositionSeedHook(self.seed, self.rank))
             self.logger.info(f'deterministic mode: seeds derived from (seed {self.seed}, rank, epoch, iteration); '
                              'train workers are not persistent')
@@ -467,6 +470,8 @@ class BagRunner(Runner):
         finally:
             self._resuming = False
 
+    # mmengine private _has_loaded/_resume/_load_from (also in __init__, load_checkpoint): no public API for the
+    # load state Runner.load_or_resume keeps; checked against mmengine 0.10.7
     def load_or_resume(self) -> None:
         if not self._has_loaded and self._resume and self._load_from is None:
             # auto resume: last_checkpoint may be relative (ours) or absolute (older mmengine runs)

@@ -6,7 +6,7 @@ import os.path as osp
 from mmseg.datasets import ADE20KDataset
 from mmseg.registry import DATASETS
 
-from engine.guard import UserInputError
+from user_errors import UserInputError
 
 ADE_LAYOUT = ('ADEChallengeData2016/{images,annotations}/{training,validation}/ with ADE_*.jpg images and '
               'a same-named .png label map (values 0..150, 0 = other) for each image')

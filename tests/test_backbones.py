@@ -7,8 +7,8 @@ import torchvision
 from torch import nn
 
 from backbones import BagResNet
-from backbones.checkpoint import (CheckpointError, convert_backbone_state, load_backbone_weights,
-                                  load_weights_file)
+from backbones.checkpoint import convert_backbone_state, load_backbone_weights, load_weights_file
+from user_errors import CheckpointError
 
 
 def randomize_norm_stats(model: nn.Module, seed: int = 0) -> None:

@@ -25,8 +25,9 @@ from torch import nn
 
 import backbones  # noqa: F401  registers bagtricks.BagResNet
 from backbones import BagResNet
-from backbones.checkpoint import CheckpointError, convert_backbone_state
+from backbones.checkpoint import convert_backbone_state
 from backbones.pretrained import cache_path, resolve_checkpoint
+from user_errors import CheckpointError
 
 REAL_DOWNLOAD = torch.hub.download_url_to_file
 TV_FILE = 'resnet50-0676ba61.pth'        # mmengine's torchvision_0.12.json entry for 'resnet50'

@@ -18,11 +18,11 @@ from mmengine.config import Config
 import classification  # noqa: F401  (registers the classifier, schedulers, transforms)
 import engine  # noqa: F401  (registers MixedPrecisionOptimWrapper)
 from backbones import BagInceptionV3, BagMobileNetV1
-from backbones.checkpoint import CheckpointError
 from backbones.complexity import net_complexity
 from backbones.registry import MODELS
 from classification.label_tricks import mixup, sample_mixup, smooth_targets
 from classification.trick_report import trick_table
+from user_errors import CheckpointError
 
 timm = pytest.importorskip('timm')
 torchvision = pytest.importorskip('torchvision')

@@ -14,7 +14,7 @@ from mmengine.hooks import Hook
 from det_helpers import labelme_voc_tree, make_voc_tree
 
 from backbones import BagResNet
-from backbones.checkpoint import CheckpointError
+from user_errors import CheckpointError
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..'))
 TINY = osp.join(ROOT, 'configs', 'det', 'faster-rcnn_r18d-tiny_fpn_voc-cpu.py')

@@ -69,7 +69,7 @@ def test_openmmlab_train_tool_runs_our_config_with_our_runner(task, fashion, tmp
 
 def test_pretrained_flag_takes_mmengine_names(tmp_path):
     """--pretrained accepts what init_cfg accepts: a file, or a name resolved in mmengine's cache at load time."""
-    from engine.cli import apply_pretrained
+    from backbones.pretrained import apply_pretrained
     from mmengine.config import Config
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'seg', 'fcn_r50d-cosine_ade20k.py'))
     cfg.model.pretrained = 'open-mmlab://resnet50_v1c'  # mmseg's model-level spelling, as stock configs have it

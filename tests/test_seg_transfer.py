@@ -19,7 +19,7 @@ from PIL import Image
 
 import seg_helpers as h
 from backbones import BagResNet
-from backbones.checkpoint import CheckpointError
+from user_errors import CheckpointError
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TINY = osp.join(REPO, 'configs', 'seg', 'fcn_r18d-tiny_ade20k-cpu.py')

@@ -16,9 +16,10 @@ import argparse
 
 from backbones.checkpoint import backbone_cfg_from_meta, check_weights_destination, convert_weights_file, \
     load_weights_file
-from engine import ConfigError, run_tool
+from engine import run_tool
 from engine.cli import read_config
 from engine.guard import one_line
+from user_errors import ConfigError
 
 
 def backbone_config(checkpoint: dict, config: str | None, source: str) -> dict:

@@ -26,9 +26,10 @@ import time
 import matplotlib
 import numpy as np
 
-from engine import UserInputError, build_config, run_tool, runner_from_cfg, write_results_json
+from engine import build_config, run_tool, runner_from_cfg, write_results_json
 from engine.cli import CfgOptionsAction
 from engine.results import check_output_file
+from user_errors import UserInputError
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402

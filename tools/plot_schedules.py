@@ -23,8 +23,9 @@ import tempfile
 
 import matplotlib
 
-from engine import UserInputError, run_tool
+from engine import run_tool
 from engine.results import check_output_file
+from user_errors import UserInputError
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402

@@ -16,8 +16,9 @@ import os.path as osp
 import shutil
 import time
 
-from engine.guard import UserInputError, run_tool
+from engine.guard import run_tool
 from experiments.fashion import find_source, write_classification, write_scenes
+from user_errors import UserInputError
 
 MARKER = 'COMPLETE.json'
 PARTIAL_MARKER = 'PARTIAL.json'  # written first into OUT.partial, so only our own half-written tree is removed

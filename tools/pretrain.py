@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import os
 
-from engine import add_common_args, build_config, run_tool, runner_from_cfg
+from engine import add_train_args, build_config, run_tool, runner_from_cfg
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Pretrain a classifier (mmengine Runner) with the bag of tricks')
-    add_common_args(parser)
+    add_train_args(parser)
     parser.add_argument('--dry-run', action='store_true', help='print the resolved trick table and exit')
     parser.add_argument('--world-size', type=int, default=int(os.environ.get('WORLD_SIZE', 8)),
                         help='processes assumed by --dry-run for the total batch (default: $WORLD_SIZE, else 8 '

@@ -13,20 +13,14 @@ from __future__ import annotations
 import argparse
 import os.path as osp
 
-from engine import build_config, run_tool, runner_from_cfg, write_results_json
-from engine.cli import CfgOptionsAction
+from engine import add_test_args, build_config, run_tool, runner_from_cfg, write_results_json
 from engine.results import check_output_file
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Test a pretrained classifier')
-    parser.add_argument('config', help='config file the checkpoint was trained with')
-    parser.add_argument('checkpoint', help='classifier checkpoint (backbone.* + head.fc.*)')
-    parser.add_argument('--work-dir', help='where logs and results go (default: work_dirs/<config name>)')
+    add_test_args(parser, checkpoint_help='classifier checkpoint (backbone.* + head.fc.*)')
     parser.add_argument('--out', help='results JSON (default: <work-dir>/test_results.json)')
-    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, default={}, help='override config entries')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    parser.add_argument('--local-rank', '--local_rank', type=int, default=0, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 

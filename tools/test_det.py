@@ -13,22 +13,14 @@ import argparse
 import os.path as osp
 
 from detection import EVAL_MODES, set_eval_mode
-from engine import build_config, run_tool, runner_from_cfg
-from engine.cli import CfgOptionsAction
+from engine import add_test_args, build_config, run_tool, runner_from_cfg
 from engine.results import check_output_file
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Test a detector checkpoint (mmdet)')
-    parser.add_argument('config', help='config file')
-    parser.add_argument('checkpoint', help='checkpoint written by tools/train_det.py')
-    parser.add_argument('--work-dir', help='where logs and test_results.json go (default: work_dirs/<config name>)')
-    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, default={},
-                        help='override config entries, e.g. test_dataloader.dataset.data_root=DIR')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    parser.add_argument('--local-rank', '--local_rank', type=int, default=0, help=argparse.SUPPRESS)
+    add_test_args(parser, checkpoint_help='checkpoint written by tools/train_det.py')
     parser.add_argument('--eval-mode', choices=EVAL_MODES, help="VOC AP: '11points' (the configs' default) or 'area'")
-    parser.set_defaults(resume=None, amp=False)
     return parser.parse_args(argv)
 
 

@@ -11,21 +11,13 @@ from __future__ import annotations
 import argparse
 import os.path as osp
 
-from engine import build_config, run_tool, runner_from_cfg
-from engine.cli import CfgOptionsAction
+from engine import add_test_args, build_config, run_tool, runner_from_cfg
 from engine.results import check_output_file
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Test a segmentor checkpoint (mmseg)')
-    parser.add_argument('config', help='config file')
-    parser.add_argument('checkpoint', help='checkpoint written by tools/train_seg.py')
-    parser.add_argument('--work-dir', help='where logs and test_results.json go (default: work_dirs/<config name>)')
-    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, default={},
-                        help='override config entries, e.g. test_dataloader.dataset.data_root=DIR')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    parser.add_argument('--local-rank', '--local_rank', type=int, default=0, help=argparse.SUPPRESS)
-    parser.set_defaults(resume=None, amp=False)
+    add_test_args(parser, checkpoint_help='checkpoint written by tools/train_seg.py')
     return parser.parse_args(argv)
 
 
