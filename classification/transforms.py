@@ -1,7 +1,8 @@
 """Image transforms: torchvision transforms v2 built from config dicts, plus what torchvision does not have.
 
-A pipeline in a config is a list of dicts, e.g. ``dict(type='RandomResizedCrop', size=224)``; ``type``
-names a torchvision ``transforms.v2`` class (registered below) or one of the project's own steps:
+A pipeline in a config is a list of dicts, e.g. ``dict(type='torchvision/RandomResizedCrop', size=224)``;
+``type`` names a torchvision ``transforms.v2`` class as ``torchvision/<class>`` (registered below) or one of
+the project's own steps:
 
 * :class:`PCALighting`: the paper's AlexNet-style lighting noise (per image, float input).
 * :class:`RandomResizedCrop`: torchvision's, plus a reduced-DCT-scale JPEG decode when the crop is much
@@ -25,10 +26,14 @@ from torchvision.transforms.v2 import functional as F
 
 from .registry import TRANSFORMS
 
+# torchvision's transforms are registered as 'torchvision/<name>' (mmpretrain's convention): mmcv's Resize,
+# CenterCrop, Normalize and Pad, mmdet's RandomCrop, mmpretrain's ColorJitter and RandomResizedCrop take other
+# arguments, and an unprefixed name here would shadow them in the 'bagtricks' scope. Our own steps keep theirs.
+TORCHVISION_PREFIX = 'torchvision/'
 _TORCHVISION = ('RandomHorizontalFlip', 'ColorJitter', 'Resize', 'CenterCrop', 'RandomCrop',
                 'Normalize', 'ToDtype', 'Grayscale', 'Pad')
 for _name in _TORCHVISION:
-    TRANSFORMS.register_module(name=_name, module=getattr(v2, _name))
+    TRANSFORMS.register_module(name=TORCHVISION_PREFIX + _name, module=getattr(v2, _name))
 
 # AlexNet's eigen-decomposition of the ImageNet RGB covariance, pixel values in [0, 1]
 # (Krizhevsky et al. 2012); columns of the matrix are the eigenvectors.
@@ -69,7 +74,7 @@ class PCALighting:
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
         if not torch.is_floating_point(img):
             raise TypeError(f'PCALighting expects a float image, got {img.dtype}; put '
-                            f"dict(type='ToDtype', dtype='float32') before it")
+                            f"dict(type='torchvision/ToDtype', dtype='float32') before it")
         if img.shape[-3] != len(self.eigval):
             raise ValueError(f'PCALighting expects {len(self.eigval)} channels, got image of shape {tuple(img.shape)}')
         rgb = self.sample()
@@ -103,7 +108,7 @@ def _unreadable(path: str, err: Exception) -> Exception:
     return UnreadableImageError(f'{path}: cannot decode image ({first})')
 
 
-@TRANSFORMS.register_module()
+@TRANSFORMS.register_module(name=TORCHVISION_PREFIX + 'RandomResizedCrop')  # torchvision's, decoding less
 class RandomResizedCrop(v2.RandomResizedCrop):
     """``v2.RandomResizedCrop`` that also accepts a not-yet-decoded JPEG (:class:`JpegFile`).
 
@@ -364,7 +369,7 @@ def photometric_summary(cfg) -> str:
                 return place
             from mmengine.device import get_device
             return f'{place} (auto, here {get_device()})'
-    if any(s.get('type') in ('ColorJitter', 'PCALighting', 'Normalize') for s in steps):
+    if any(s.get('type') in ('torchvision/ColorJitter', 'PCALighting', 'torchvision/Normalize') for s in steps):
         return 'workers: per image (ColorJitter/PCALighting/Normalize steps)'
     return 'none'
 

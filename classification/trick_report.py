@@ -45,11 +45,11 @@ def _input(cfg: Config) -> str:
     """The train crop and the val resize / centre crop (299 and 342/299 for Inception-V3)."""
     parts = []
     train = cfg.get('train_dataloader') or {}
-    crop = _sizes((train.get('dataset') or {}).get('pipeline'), 'RandomResizedCrop')
+    crop = _sizes((train.get('dataset') or {}).get('pipeline'), 'torchvision/RandomResizedCrop')
     parts.append(f'train crop {crop[0]}' if crop else 'train crop none')
     val = cfg.get('val_dataloader') or {}
     pipeline = (val.get('dataset') or {}).get('pipeline')
-    resize, centre = _sizes(pipeline, 'Resize'), _sizes(pipeline, 'CenterCrop')
+    resize, centre = _sizes(pipeline, 'torchvision/Resize'), _sizes(pipeline, 'torchvision/CenterCrop')
     if pipeline:
         parts.append('val' + (f' resize {resize[0]}' if resize else '') + (f' centre crop {centre[0]}' if centre else ''))
     return ', '.join(parts)

@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 from xml.etree import ElementTree as ET
 
 import numpy as np
+from mmengine.config import Config
 from PIL import Image
 
 CLASSES = ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag',
            'Ankle boot')
-# file-system and VOC-XML friendly names, in label order
-NAMES = ('tshirt', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker', 'bag', 'boot')
+# file-system and VOC-XML friendly names, in label order: the configs' list (one source for data and configs)
+NAMES = tuple(Config.fromfile(osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', '_base_',
+                                       'fashion.py')).fashion_classes)
 # ADE label maps: 0 = unlabelled (ignored after reduce_zero_label), 1 = background, 2.. = items
 SEG_CLASSES = ('background',) + NAMES
 DEBIAN_DIR = '/usr/share/datasets/fashion-mnist'

@@ -96,15 +96,17 @@ def cls_config(path: str, data_root: str, *, num_classes: int, batch: int, epoch
     iteration (SIGKILL after it) or a checkpoint file name (SIGKILL halfway through writing it).
     """
     if augment:
-        pipeline = (f"[dict(type='RandomResizedCrop', size=32, scale=(0.25, 1.0), antialias=True), "
-                    f"dict(type='RandomHorizontalFlip', p=0.5), "
-                    f"dict(type='ColorJitter', brightness=0.4, contrast=0.4, saturation=0.4), "
-                    f"dict(type='ToDtype', dtype='float32', scale=False), dict(type='PCALighting', alphastd=0.1), "
-                    f"dict(type='Normalize', mean={MEAN}, std={STD})]")
+        pipeline = (f"[dict(type='torchvision/RandomResizedCrop', size=32, scale=(0.25, 1.0), antialias=True), "
+                    f"dict(type='torchvision/RandomHorizontalFlip', p=0.5), "
+                    f"dict(type='torchvision/ColorJitter', brightness=0.4, contrast=0.4, saturation=0.4), "
+                    f"dict(type='torchvision/ToDtype', dtype='float32', scale=False), "
+                    f"dict(type='PCALighting', alphastd=0.1), "
+                    f"dict(type='torchvision/Normalize', mean={MEAN}, std={STD})]")
     else:
-        pipeline = (f"[dict(type='Resize', size=32, antialias=True), dict(type='CenterCrop', size=32), "
-                    f"dict(type='ToDtype', dtype='float32', scale=False), "
-                    f"dict(type='Normalize', mean={MEAN}, std={STD})]")
+        pipeline = (f"[dict(type='torchvision/Resize', size=32, antialias=True), "
+                    f"dict(type='torchvision/CenterCrop', size=32), "
+                    f"dict(type='torchvision/ToDtype', dtype='float32', scale=False), "
+                    f"dict(type='torchvision/Normalize', mean={MEAN}, std={STD})]")
     hooks = (f"custom_hooks = [dict(type='KillAtIter', at={kill_at})]\n" if isinstance(kill_at, int) else
              f"custom_hooks = [dict(type='KillInSave', name={kill_at!r})]\n" if kill_at else '')
     text = f"""_base_ = {osp.join(REPO, 'configs', 'cls', 'resnet50_baseline.py')!r}

@@ -30,7 +30,7 @@ from classification.datasets import ImageNetFolder, UnreadableImageError
 
 RNG = np.random.default_rng(0)
 RGB = RNG.integers(0, 256, (20, 24, 3), dtype=np.uint8)
-PIPE = [dict(type='ToDtype', dtype='float32', scale=False)]  # the dataset needs one step; load() is tested
+PIPE = [dict(type='torchvision/ToDtype', dtype='float32', scale=False)]  # the dataset needs one step; load() is tested
 
 
 def _write_modes(folder) -> dict:
@@ -197,8 +197,9 @@ def test_every_mode_passes_the_training_pipeline(tmp_path):
     scale): 3 channels, 0..255, and the whole-image crop's mean is the PIL reference's (an inverted CMYK
     or a dropped channel would move it by far more)."""
     files = _write_modes(tmp_path / 'train' / 'n0_modes')
-    pipe = [dict(type='RandomResizedCrop', size=(20, 24), scale=(1.0, 1.0), ratio=(1.2, 1.2), antialias=True),
-            dict(type='ToDtype', dtype='float32', scale=False)]
+    pipe = [dict(type='torchvision/RandomResizedCrop', size=(20, 24), scale=(1.0, 1.0), ratio=(1.2, 1.2),
+                 antialias=True),
+            dict(type='torchvision/ToDtype', dtype='float32', scale=False)]
     ds = ImageNetFolder(str(tmp_path), 'train', pipeline=pipe)
     for i, (path, _) in enumerate(ds.samples):
         x = ds[i]['inputs']

@@ -38,8 +38,9 @@ from engine import run_tool
 DET = osp.join(REPO, 'configs', 'det', 'faster-rcnn_r18d-tiny_fpn_voc-cpu.py')
 SEG = osp.join(REPO, 'configs', 'seg', 'fcn_r18d-tiny_ade20k-cpu.py')
 LOG_DIR = re.compile(r'^\d{8}_\d{6}$')  # mmengine's per-run log folder
-PIPE = (f"[dict(type='Resize', size=32, antialias=True), dict(type='CenterCrop', size=32), "
-        f"dict(type='ToDtype', dtype='float32', scale=False), dict(type='Normalize', mean={MEAN}, std={STD})]")
+PIPE = (f"[dict(type='torchvision/Resize', size=32, antialias=True), dict(type='torchvision/CenterCrop', size=32), "
+        f"dict(type='torchvision/ToDtype', dtype='float32', scale=False), "
+        f"dict(type='torchvision/Normalize', mean={MEAN}, std={STD})]")
 
 
 # -- running tools in this process ----------------------------------------------------------------

@@ -45,7 +45,8 @@ def paper_photometric(where='device'):
 
 def crops(root, n=8, size=48):
     """n real-photo uint8 crops of size x size (the worker side's output)."""
-    ds = ImageNetFolder(root, 'train', pipeline=[dict(type='Resize', size=size), dict(type='CenterCrop', size=size)])
+    ds = ImageNetFolder(root, 'train', pipeline=[dict(type='torchvision/Resize', size=size),
+                                                 dict(type='torchvision/CenterCrop', size=size)])
     return torch.stack([ds[i]['inputs'] for i in range(n)])
 
 
@@ -118,7 +119,8 @@ def _luma(x):
 
 @needs_photos
 def test_workers_mode_and_device_mode_give_the_same_images(photo_root):
-    steps = [dict(type='RandomResizedCrop', size=40, antialias=True), dict(type='RandomHorizontalFlip', p=0.5)]
+    steps = [dict(type='torchvision/RandomResizedCrop', size=40, antialias=True),
+             dict(type='torchvision/RandomHorizontalFlip', p=0.5)]
     args = dict(type='Photometric', brightness=0.4, contrast=0.4, saturation=0.4, lighting=0.1, mean=MEAN, std=STD)
     device = ImageNetFolder(photo_root, 'train', pipeline=steps + [dict(args, where='device')])
     workers = ImageNetFolder(photo_root, 'train', pipeline=steps + [dict(args, where='workers')])
@@ -138,7 +140,7 @@ def test_where_switch():
     with pytest.raises(ValueError, match="where must be one of 'auto', 'workers', 'device', got 'gpu'"):
         Photometric(where='gpu')
     with pytest.raises(ValueError, match='Photometric must be the last step'):
-        build_pipeline([dict(type='Photometric'), dict(type='RandomHorizontalFlip')])
+        build_pipeline([dict(type='Photometric'), dict(type='torchvision/RandomHorizontalFlip')])
 
 
 def test_trick_table_shows_where_the_photometric_step_runs():
@@ -159,7 +161,8 @@ def test_trick_table_shows_where_the_photometric_step_runs():
 @pytest.mark.parametrize('size', [48, 64])
 def test_reduced_dct_decode_keeps_boxes_sizes_and_the_random_stream(photo_root, size):
     crop = RandomResizedCrop(size, antialias=True)
-    files = [p for p, _ in ImageNetFolder(photo_root, 'train', pipeline=[dict(type='Resize', size=8)]).samples]
+    tiny = [dict(type='torchvision/Resize', size=8)]
+    files = [p for p, _ in ImageNetFolder(photo_root, 'train', pipeline=tiny).samples]
     errors, reduced = [], 0
     for k, f in enumerate(files):
         full = decode_jpeg(read_file(f), mode=ImageReadMode.RGB)
@@ -186,7 +189,7 @@ def test_reduced_dct_decode_keeps_boxes_sizes_and_the_random_stream(photo_root, 
 def test_dataset_decodes_jpegs_reduced_and_gives_the_same_boxes_as_before(photo_root):
     """Through ImageNetFolder: same seed -> the same crops as the tensor path (the dataset's own decode),
     every output the crop size; a reduced decode is close to the full one."""
-    steps = [dict(type='RandomResizedCrop', size=64, antialias=True)]
+    steps = [dict(type='torchvision/RandomResizedCrop', size=64, antialias=True)]
     lazy = ImageNetFolder(photo_root, 'train', pipeline=steps)
     full = ImageNetFolder(photo_root, 'train', pipeline=[dict(steps[0], reduced_decode=False)])
     assert lazy._open_jpeg is not None
@@ -209,7 +212,7 @@ def test_unreadable_jpeg_is_skipped_or_reported(tmp_path):
     Image.fromarray(np.full((300, 300, 3), 128, np.uint8)).save(folder / 'a_good.jpg', quality=90)
     good = (folder / 'a_good.jpg').read_bytes()
     (folder / 'b_cut.jpg').write_bytes(good[:len(good) // 3])  # a header, then the data stops
-    steps = [dict(type='RandomResizedCrop', size=32, scale=(0.9, 1.0), antialias=True)]  # 1/8 decode
+    steps = [dict(type='torchvision/RandomResizedCrop', size=32, scale=(0.9, 1.0), antialias=True)]  # 1/8 decode
     ds = ImageNetFolder(str(tmp_path), 'train', pipeline=steps, on_unreadable='skip')
     assert ds[1]['inputs'].shape == (3, 32, 32)  # replaced by the next (the good) image
     strict = ImageNetFolder(str(tmp_path), 'train', pipeline=steps)
@@ -221,7 +224,8 @@ def test_unreadable_jpeg_is_skipped_or_reported(tmp_path):
 def test_nvjpeg_batch_decode_and_batched_photometric_on_cuda(photo_root):
     from classification.transforms import decode_crop_batch_cuda
     crop = RandomResizedCrop(64, antialias=True)
-    files = [p for p, _ in ImageNetFolder(photo_root, 'train', pipeline=[dict(type='Resize', size=8)]).samples][:6]
+    tiny = [dict(type='torchvision/Resize', size=8)]
+    files = [p for p, _ in ImageNetFolder(photo_root, 'train', pipeline=tiny).samples][:6]
     encoded = [read_file(f) for f in files]
     torch.manual_seed(3)
     gpu = decode_crop_batch_cuda(encoded, crop, flip_p=0.0)

@@ -17,8 +17,9 @@ from test_bad_input_more import snapshot
 
 KEEP_ONE = ("default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1, save_best=None, "
             "max_keep_ckpts=1, save_last=True))\n")
-PIPE = (f"[dict(type='Resize', size=32, antialias=True), dict(type='CenterCrop', size=32), "
-        f"dict(type='ToDtype', dtype='float32', scale=False), dict(type='Normalize', mean={MEAN}, std={STD})]")
+PIPE = (f"[dict(type='torchvision/Resize', size=32, antialias=True), dict(type='torchvision/CenterCrop', size=32), "
+        f"dict(type='torchvision/ToDtype', dtype='float32', scale=False), "
+        f"dict(type='torchvision/Normalize', mean={MEAN}, std={STD})]")
 
 
 def _max_diff(a, b):

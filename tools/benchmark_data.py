@@ -77,12 +77,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def paper_steps(size: int, where: str | None) -> list[dict]:
     """The configs' train pipeline at ``size``: split (``where``) or per transform (None: before the split)."""
-    crop = dict(type='RandomResizedCrop', size=size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), antialias=True)
-    flip = dict(type='RandomHorizontalFlip', p=0.5)
+    crop = dict(type='torchvision/RandomResizedCrop', size=size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
+                antialias=True)
+    flip = dict(type='torchvision/RandomHorizontalFlip', p=0.5)
     if where is None:
-        return [crop, flip, dict(type='ColorJitter', brightness=0.4, contrast=0.4, saturation=0.4),
-                dict(type='ToDtype', dtype='float32', scale=False), dict(type='PCALighting', alphastd=0.1),
-                dict(type='Normalize', mean=MEAN, std=STD)]
+        return [crop, flip, dict(type='torchvision/ColorJitter', brightness=0.4, contrast=0.4, saturation=0.4),
+                dict(type='torchvision/ToDtype', dtype='float32', scale=False), dict(type='PCALighting', alphastd=0.1),
+                dict(type='torchvision/Normalize', mean=MEAN, std=STD)]
     return [crop, flip, dict(type='Photometric', brightness=0.4, contrast=0.4, saturation=0.4, lighting=0.1,
                              mean=MEAN, std=STD, where=where)]
 

@@ -1,6 +1,4 @@
-# Table 6 "+ cosine decay" at Fashion-MNIST scale (resnet50d_cosine.py): warmup, then eq. (1) per iteration.
-_base_ = './fashion_d_efficient.py'
-param_scheduler = [
-    dict(type='LinearWarmupLR', by_epoch=True, begin=0, end=0.2, convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=0.2, eta_min=0.0, convert_to_iter_based=True),
-]
+# Table 6 "+ cosine decay" at Fashion-MNIST scale: resnet50d_cosine.py + the overlay.
+_base_ = ['./resnet50d_cosine.py', './_base_/fashion.py']
+_base_.merge(_base_.pop('fashion')[_base_.model.backbone.type])  # the overlay (_base_/fashion.py says why so)
+param_scheduler = [dict(s, **_base_.fashion_epochs[s.type]) for s in _base_.param_scheduler]

@@ -1,6 +1,7 @@
-# Table 6 "+ distillation w/o mixup" at Fashion-MNIST scale (resnet50d_cosine_ls_kd.py), T = 20, hard weight 0.5.
-# The teacher checkpoint is trained by tools/transfer_grid.py (or: tools/pretrain.py configs/cls/fashion_teacher.py).
-_base_ = './fashion_d_cosine_ls.py'
-model = dict(distill=dict(teacher_config='{{fileDirname}}/fashion_teacher.py',
-                          teacher_checkpoint='work_dirs/fashion_teacher/epoch_2.pth',
-                          temperature=20.0, hard_weight=0.5))
+# Table 6 "+ distillation w/o mixup" at Fashion-MNIST scale: resnet50d_cosine_ls_kd.py + the overlay.
+_base_ = ['./resnet50d_cosine_ls_kd.py', './_base_/fashion.py']
+_base_.merge(_base_.pop('fashion')[_base_.model.backbone.type])  # the overlay (_base_/fashion.py says why so)
+param_scheduler = [dict(s, **_base_.fashion_epochs[s.type]) for s in _base_.param_scheduler]
+# the grid's teacher at this scale; its checkpoint is the one tools/transfer_grid.py trained, passed as
+# --cfg-options model.distill.teacher_checkpoint=FILE (without it the run stops with an error)
+model = dict(distill=dict(teacher_config='{{fileDirname}}/fashion_teacher.py', teacher_checkpoint=None))

@@ -1,13 +1,13 @@
 # Faster R-CNN at Fashion-MNIST scale: the CPU-sized detector on the VOCdevkit of composed Fashion-MNIST scenes
 # (tools/prepare_fashion.py), with the backbone of the fashion pretraining configs (ResNet-18 layout, stem 32,
 # width 16). The variant and weights come from --pretrained (tools/transfer_grid.py passes both).
-_base_ = './faster-rcnn_r18d-tiny_fpn_voc-cpu.py'
+_base_ = ['./faster-rcnn_r18d-tiny_fpn_voc-cpu.py', '../_base_/fashion.py']  # + classes and widths at this scale
 
 data_root = 'data/fashion/VOCdevkit/'
-classes = ('tshirt', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker', 'bag', 'boot')
+classes = _base_.fashion_classes
 max_iters = 100
 
-model = dict(backbone=dict(stem_channels=32, base_channels=16),
+model = dict(backbone=_base_.fashion_widths,
              roi_head=dict(bbox_head=dict(num_classes=len(classes))))
 train_dataloader = dict(batch_size=4, dataset=dict(data_root=data_root, metainfo=dict(classes=classes)))
 val_dataloader = dict(dataset=dict(data_root=data_root, metainfo=dict(classes=classes)))

@@ -2,11 +2,10 @@
 # scenes (tools/prepare_fashion.py): 11 classes (background + 10 items; label 0 = unlabelled, as in ADE20K),
 # with the backbone of the fashion pretraining configs (ResNet-18 layout, stem 32, width 16, dilated to
 # output stride 8). The variant and weights come from --pretrained (tools/transfer_grid.py passes both).
-_base_ = './fcn_r18d-tiny_ade20k-cpu.py'
+_base_ = ['./fcn_r18d-tiny_ade20k-cpu.py', '../_base_/fashion.py']  # + classes and widths at this scale
 
 data_root = 'data/fashion/ADEChallengeData2016'
-classes = ('background', 'tshirt', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker', 'bag',
-           'boot')
+classes = ('background', ) + _base_.fashion_classes
 crop_size = (128, 128)
 max_iters = 400
 
@@ -15,7 +14,7 @@ max_iters = 400
 # are never padded, since mmseg 1.2.2's class-weighted loss cannot take the padding's ignore label.
 class_weight = [0.25] + [1.0] * (len(classes) - 1)
 model = dict(data_preprocessor=dict(size=crop_size),
-             backbone=dict(stem_channels=32, base_channels=16),
+             backbone=_base_.fashion_widths,
              decode_head=dict(num_classes=len(classes), loss_decode=dict(class_weight=class_weight)),
              auxiliary_head=dict(num_classes=len(classes), loss_decode=dict(class_weight=class_weight)))
 train_pipeline = [

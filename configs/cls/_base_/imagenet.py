@@ -11,17 +11,17 @@ std = [58.393, 57.12, 57.375]
 # faster there (also the device). Switch: --cfg-options train_dataloader.dataset.pipeline.2.where=workers
 # Workers: read, decode (JPEGs at a reduced DCT scale when the crop allows), random-resized crop, flip, uint8.
 train_pipeline = [
-    dict(type='RandomResizedCrop', size=224, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), antialias=True),
-    dict(type='RandomHorizontalFlip', p=0.5),
+    dict(type='torchvision/RandomResizedCrop', size=224, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), antialias=True),
+    dict(type='torchvision/RandomHorizontalFlip', p=0.5),
     # ColorJitter(0.4, 0.4, 0.4) + PCALighting(0.1) + Normalize, the same random draws per image
     dict(type='Photometric', brightness=0.4, contrast=0.4, saturation=0.4, lighting=0.1, mean=mean, std=std,
          where='auto'),
 ]
 val_pipeline = [
-    dict(type='Resize', size=256, antialias=True),  # shorter side
-    dict(type='CenterCrop', size=224),
-    dict(type='ToDtype', dtype='float32', scale=False),
-    dict(type='Normalize', mean=mean, std=std),
+    dict(type='torchvision/Resize', size=256, antialias=True),  # shorter side
+    dict(type='torchvision/CenterCrop', size=224),
+    dict(type='torchvision/ToDtype', dtype='float32', scale=False),
+    dict(type='torchvision/Normalize', mean=mean, std=std),
 ]
 
 train_dataloader = dict(
