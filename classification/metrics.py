@@ -11,8 +11,11 @@ from .registry import METRICS
 
 @METRICS.register_module()
 class Accuracy(BaseMetric):
-    """Reports ``accuracy/top1``, ``accuracy/top5``, ... over the whole split (all ranks)."""
+    """Reports ``accuracy/top1``, ``accuracy/top5``, ... over the whole split (all ranks); keeps them and
+    each class's top-1 in ``last_results`` for the ResultsHook."""
     default_prefix = 'accuracy'
+    results_task = 'cls'
+    last_results: dict | None = None
 
     def __init__(self, topk: Sequence[int] = (1, 5), collect_device: str = 'cpu', prefix: str | None = None):
         super().__init__(collect_device=collect_device, prefix=prefix)
@@ -33,4 +36,13 @@ class Accuracy(BaseMetric):
         top = torch.stack([r[0] for r in results])
         labels = torch.tensor([r[1] for r in results]).view(-1, 1)
         hits = top == labels
-        return {f'top{k}': 100.0 * hits[:, :k].any(dim=1).double().mean().item() for k in self.topk}
+        metrics = {f'top{k}': 100.0 * hits[:, :k].any(dim=1).double().mean().item() for k in self.topk}
+        classes = (self.dataset_meta or {}).get('classes')
+        per_class = None
+        if classes:
+            top1 = hits[:, 0].double()
+            per_class = {'top1': {name: (100.0 * top1[labels[:, 0] == i].mean().item()
+                                         if (labels[:, 0] == i).any() else None)  # no image of that class
+                                  for i, name in enumerate(classes)}}
+        self.last_results = dict(metrics=metrics, per_class=per_class, num_images=len(results))
+        return metrics

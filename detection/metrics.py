@@ -27,13 +27,13 @@ def set_eval_mode(cfg, mode: str | None) -> None:
 class VOCPerClassMetric(VOCMetric):
     """``VOCMetric`` (same arguments, same returned keys: ``mAP``, ``AP50``, ...) whose mAP branch
     also keeps, per IoU threshold, each class's AP, ground-truth and detection counts and final
-    recall in ``self.per_class``, and the image count in ``self.num_images`` (for DetResultsHook).
+    recall, in ``self.last_results`` (in percent, for the ResultsHook).
 
     ``eval_mode='11points'`` is VOC07's metric (the paper's); ``'area'`` the VOC2010+ one.
     """
 
-    per_class: dict | None = None
-    num_images: int = 0
+    results_task = 'det'
+    last_results: dict | None = None
 
     def compute_metrics(self, results: list) -> dict:
         if self.metric != 'mAP':
@@ -52,11 +52,14 @@ class VOCPerClassMetric(VOCMetric):
             metrics[key] = round(mean_ap, 3)
             mean_aps.append(mean_ap)
             per_class[key] = {
-                name: dict(ap=np.asarray(row['ap']).tolist(), num_gts=np.asarray(row['num_gts']).tolist(),
-                           num_dets=int(row['num_dets']),
-                           recall=np.asarray(row['recall'])[..., -1].tolist() if np.size(row['recall']) else 0.0)
+                name: dict(ap=100 * float(row['ap']), num_gts=int(row['num_gts']), num_dets=int(row['num_dets']),
+                           recall=100 * float(np.asarray(row['recall'])[..., -1]) if np.size(row['recall']) else 0.0)
                 for name, row in zip(classes, rows)}
         metrics['mAP'] = sum(mean_aps) / len(mean_aps)
         metrics.move_to_end('mAP', last=False)
-        self.per_class, self.num_images = per_class, len(results)
+        # the results file: unrounded, in percent like the other tasks' metrics
+        summary = {'mAP': 100 * metrics['mAP'], **{f'AP{int(t * 100):02d}': 100 * ap
+                                                   for t, ap in zip(self.iou_thrs, mean_aps)}}
+        self.last_results = dict(metrics=summary, per_class=per_class, num_images=len(results),
+                                 eval_mode=self.eval_mode, iou_thrs=list(self.iou_thrs))
         return metrics

@@ -13,7 +13,7 @@ import os
 import sys
 from unittest import mock
 
-from user_errors import USER_ERRORS, ConfigError, UserInputError  # noqa: F401  (UserInputError: engine.results)
+from user_errors import USER_ERRORS, ConfigError
 
 # the machine's fault rather than the user's, but equally one line: nothing a traceback would help with
 _FULL_DISK = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)

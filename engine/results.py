@@ -1,4 +1,5 @@
-"""Evaluation results written next to the checkpoints, atomically (never a half-written file)."""
+"""Evaluation results: one schema, written by one hook next to the checkpoints, atomically (never a
+half-written file), and read back through :func:`read_results`."""
 from __future__ import annotations
 
 import json
@@ -6,7 +7,11 @@ import os
 import os.path as osp
 import tempfile
 
-from .guard import UserInputError
+from mmengine.dist import is_main_process
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+from user_errors import ConfigError, UserInputError
 
 
 class OutputPathError(UserInputError):
@@ -58,3 +63,103 @@ def write_results_json(results: dict, path: str) -> str:
             os.remove(tmp)
         raise
     return path
+
+
+# -- the one results schema -------------------------------------------------------------------------------
+# Every evaluation (val during training, or a test tool) writes one file of this shape:
+#   {"task": "cls" | "det" | "seg",
+#    "metrics":    {name: percent},   cls: top1, top5;  det: mAP, AP50;  seg: pixAcc, mIoU, mAcc
+#    "per_class":  {table: {class: value}} or None,   cls: top1;  det: AP50 (ap/recall in percent, counts);
+#                                                   seg: IoU, Acc
+#    "provenance": {split, num_images, config, work_dir, epoch, iter, checkpoint, backbone, ...}}
+# A metric joins by setting ``results_task`` and, after each compute_metrics, ``last_results`` =
+# dict(metrics=..., per_class=..., num_images=..., **details); details go to the provenance.
+TASKS = ('cls', 'det', 'seg')
+SCHEMA_KEYS = ('task', 'metrics', 'per_class', 'provenance')
+
+
+class ResultsFileError(UserInputError):
+    """A results file that is not of the one schema."""
+
+
+def results_record(task: str, metrics: dict, per_class: dict | None = None, **provenance) -> dict:
+    if task not in TASKS:
+        raise ValueError(f'task must be one of {TASKS}, got {task!r}')
+    return dict(task=task, metrics=dict(metrics), per_class=per_class, provenance=provenance)
+
+
+def read_json(path: str, what: str = 'results file'):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise ResultsFileError(f'{what} {path} is not JSON ({e.msg}, line {e.lineno})') from None
+
+
+def check_record(record, where: str, task: str | None = None) -> dict:
+    """``record`` is of the one schema (and of ``task`` if given); ``where`` names it in the error."""
+    if not isinstance(record, dict) or any(k not in record for k in SCHEMA_KEYS) or \
+            not isinstance(record['metrics'], dict) or record['task'] not in TASKS:
+        raise ResultsFileError(f'{where}: expected a JSON object with keys {", ".join(SCHEMA_KEYS)} '
+                               f'(task one of {TASKS}), as the ResultsHook writes')
+    if task is not None and record['task'] != task:
+        raise ResultsFileError(f'{where} holds {record["task"]} results; expected {task}')
+    return record
+
+
+def read_results(path: str, task: str | None = None) -> dict:
+    """A results file, checked to be of the one schema (and of ``task`` if given)."""
+    return check_record(read_json(path), f'results file {path}', task)
+
+
+@HOOKS.register_module()
+class ResultsHook(Hook):
+    """Write ``<work_dir>/val_results.json`` after every validation and ``test_results.json`` after a test,
+    in the one schema above, from the evaluator's bagtricks metric. Every base config lists it in
+    ``custom_hooks``; ``test_file`` may be an absolute path (``tools/test_cls.py --out``)."""
+
+    priority = 'LOW'
+
+    def __init__(self, val_file: str = 'val_results.json', test_file: str = 'test_results.json'):
+        self.files = dict(val=val_file, test=test_file)
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        self._write(runner, 'val', runner.val_loop.evaluator)
+
+    def after_test_epoch(self, runner, metrics=None) -> None:
+        self._write(runner, 'test', runner.test_loop.evaluator)
+
+    def _write(self, runner, split: str, evaluator) -> None:
+        if not is_main_process():
+            return  # the metrics are computed on the main process only
+        ours = [m for m in evaluator.metrics if getattr(m, 'results_task', None)]
+        if not ours or ours[0].last_results is None:
+            runner.logger.warning(f'ResultsHook: the {split} evaluator has no bagtricks metric '
+                                  f'({[type(m).__name__ for m in evaluator.metrics]}); no results file written')
+            return
+        metric = ours[0]
+        result = dict(metric.last_results)
+        cfg = runner.cfg
+        backbone = cfg.model.get('backbone') or {}
+        init_cfg = backbone.get('init_cfg') or {}
+        # a training run's own loop has started (RuntimeInfoHook records max_iters); a test tool has none
+        trained = runner.message_hub.get_info('max_iters') is not None
+        record = results_record(
+            metric.results_task, result.pop('metrics'), result.pop('per_class', None),
+            split=split, num_images=result.pop('num_images'), **result,
+            config=cfg.filename, work_dir=runner.work_dir,
+            epoch=runner.epoch if trained else None, iter=runner.iter if trained else None,
+            checkpoint=cfg.get('load_from'),
+            backbone=dict(type=backbone.get('type'), depth=backbone.get('depth'), variant=backbone.get('variant'),
+                          pretrained=init_cfg.get('checkpoint')))
+        path = write_results_json(record, osp.join(runner.work_dir, self.files[split]))
+        runner.logger.info(f'{split} results written to {path}')
+
+
+def set_results_file(cfg, split: str, path: str) -> None:
+    """Point the config's ResultsHook's ``split`` file at ``path`` (a tool's ``--out``)."""
+    hooks = [h for h in cfg.get('custom_hooks') or [] if h.get('type') == 'ResultsHook']
+    if not hooks:
+        raise ConfigError(f'config {cfg.filename} has no ResultsHook in custom_hooks; expected '
+                          "custom_hooks = [dict(type='ResultsHook'), ...] (the base configs have it)")
+    hooks[0][f'{split}_file'] = osp.abspath(path)

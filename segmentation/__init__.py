@@ -4,8 +4,7 @@ Importing this package (``custom_imports`` in configs/seg/) registers into mmseg
 ``CheckedADE20KDataset``, the ``CheckSegMap`` pipeline step and ``PerClassIoUMetric``.
 """
 from .datasets import ADEFormatDataset, CheckedADE20KDataset, SegLayoutError
-from .metrics import PerClassIoUMetric, evaluation_summary, write_evaluation
+from .metrics import PerClassIoUMetric
 from .transforms import CheckSegMap
 
-__all__ = ['ADEFormatDataset', 'CheckedADE20KDataset', 'CheckSegMap', 'PerClassIoUMetric', 'SegLayoutError', 'evaluation_summary',
-           'write_evaluation']
+__all__ = ['ADEFormatDataset', 'CheckedADE20KDataset', 'CheckSegMap', 'PerClassIoUMetric', 'SegLayoutError']

@@ -107,10 +107,10 @@ def cls_config(path: str, data_root: str, *, num_classes: int, batch: int, epoch
                     f"dict(type='torchvision/CenterCrop', size=32), "
                     f"dict(type='torchvision/ToDtype', dtype='float32', scale=False), "
                     f"dict(type='torchvision/Normalize', mean={MEAN}, std={STD})]")
-    hooks = (f"custom_hooks = [dict(type='KillAtIter', at={kill_at})]\n" if isinstance(kill_at, int) else
-             f"custom_hooks = [dict(type='KillInSave', name={kill_at!r})]\n" if kill_at else '')
+    hooks = (f"custom_hooks = [dict(type='ResultsHook'), dict(type='KillAtIter', at={kill_at})]\n" if isinstance(kill_at, int) else
+             f"custom_hooks = [dict(type='ResultsHook'), dict(type='KillInSave', name={kill_at!r})]\n" if kill_at else '')
     text = f"""_base_ = {osp.join(REPO, 'configs', 'cls', 'resnet50_baseline.py')!r}
-custom_imports = dict(imports=['classification', 'scale_helpers'], allow_failed_imports=False)
+custom_imports = dict(imports=['classification', 'engine', 'scale_helpers'], allow_failed_imports=False)
 model = dict(num_classes={num_classes}, mixup_alpha={mixup}, distill={distill!r},
              backbone=dict(depth=18, variant='D', stem_channels=8, base_channels=8, norm_eval={not augment}))
 train_dataloader = dict(batch_size={batch}, num_workers={workers}, persistent_workers={workers > 0},
@@ -164,7 +164,7 @@ def det_config(path: str, data_root: str, *, batch: int, iters: int, ckpt_every:
     flip = "dict(type='RandomFlip', prob=0.5), " if augment else ''
     sampler = ("train_cfg=dict(rpn=dict(sampler=dict(num=100000)), rcnn=dict(sampler=dict(num=100000))), "
                if sample_all else '')
-    hooks = f"custom_hooks = [dict(type='DetResultsHook'), dict(type='KillAtIter', at={kill_at})]\n" if kill_at else ''
+    hooks = f"custom_hooks = [dict(type='ResultsHook'), dict(type='KillAtIter', at={kill_at})]\n" if kill_at else ''
     text = f"""_base_ = {osp.join(REPO, 'configs', 'det', 'faster-rcnn_r18d-tiny_fpn_voc-cpu.py')!r}
 custom_imports = dict(imports=['backbones', 'engine', 'detection', 'scale_helpers'], allow_failed_imports=False)
 model = dict({sampler}backbone=dict(norm_eval=True))

@@ -414,18 +414,26 @@ def test_inception_distillation_teacher_sees_the_299px_batch(tmp_path):
 
 # ---------------------------------------------------------------- the grid's MobileNet rows
 def test_grid_mobilenet_rows_are_classification_only_with_the_papers_column():
-    from experiments.grid import MOBILENET_ROWS, VARIANTS, markdown_table, summarize
+    from engine.results import results_record
+    from experiments.grid import MOBILENET_ROWS, ROWS, markdown_table, summarize
     assert MOBILENET_ROWS == ['mobilenet_efficient', 'mobilenet_cosine', 'mobilenet_smoothing', 'mobilenet_distill',
                               'mobilenet_mixup', 'mobilenet_distill_mixup']
-    assert [VARIANTS[n].paper[0] for n in MOBILENET_ROWS] == [71.90, 72.83, 72.93, 71.97, 73.28, 72.51]
-    assert all(not VARIANTS[n].transfer and osp.isfile(osp.join(REPO, VARIANTS[n].cls_config)) for n in MOBILENET_ROWS)
-    assert [VARIANTS[n].teacher for n in MOBILENET_ROWS] == [False, False, False, True, False, True]
-    s = summarize({'mobilenet_cosine': [dict(top1=70.0), dict(top1=72.0), dict(top1=74.0)],
-                   'd_cosine': [dict(top1=90.0, mAP=50.0, pixAcc=80.0, mIoU=40.0)]})
+    assert [ROWS[n].paper[0] for n in MOBILENET_ROWS] == [71.90, 72.83, 72.93, 71.97, 73.28, 72.51]
+    assert all(not ROWS[n].transfer and osp.isfile(osp.join(REPO, ROWS[n].cls_config)) for n in MOBILENET_ROWS)
+    assert [ROWS[n].teacher for n in MOBILENET_ROWS] == [False, False, False, True, False, True]
+    assert [ROWS[n].parent for n in MOBILENET_ROWS] == [None, 'mobilenet_efficient', 'mobilenet_cosine',
+                                                        'mobilenet_smoothing', 'mobilenet_smoothing', 'mobilenet_mixup']
+    where = dict(split='test', num_images=1)
+    records = [results_record('cls', dict(top1=t), row='mobilenet_cosine', seed=i, **where)
+               for i, t in enumerate((70.0, 72.0, 74.0))]
+    records += [results_record('cls', dict(top1=90.0), row='d_cosine', seed=0, **where),
+                results_record('det', dict(mAP=50.0), row='d_cosine', seed=0, **where),
+                results_record('seg', dict(pixAcc=80.0, mIoU=40.0), row='d_cosine', seed=0, **where)]
+    s = summarize(records)
     assert s['mobilenet_cosine']['top1'] == (72.0, pytest.approx(2.0), 3) and s['mobilenet_cosine']['mAP'] is None
     table = markdown_table(s)
-    assert '| MobileNet + cosine | 72.00 ± 2.00 | - | - | - | 72.83 | - | - | - |' in table
-    assert '| + cosine | 90.00 | 50.00 | 80.00 | 40.00 | 77.91 |' in table
+    assert '| MobileNet + cosine | 72.00 ± 2.00 | - | - | - | - | 72.83 | - | - | - |' in table
+    assert '| + cosine | 90.00 | 50.00 | 80.00 | 40.00 | - | 77.91 |' in table
     assert 'MobileNet (1.0), ResNet-50' in table
 
 
@@ -435,7 +443,7 @@ def test_grid_runs_a_mobilenet_row_classification_only(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS='1')
     subprocess.run([sys.executable, 'tools/prepare_fashion.py', '--out', str(data), '--limit', '300',
                     '--scenes-train', '4', '--scenes-val', '2'], check=True, cwd=REPO, capture_output=True, env=env)
-    cmd = [sys.executable, 'tools/transfer_grid.py', '--variants', 'mobilenet_efficient', '--work-dir', str(work),
+    cmd = [sys.executable, 'tools/transfer_grid.py', '--rows', 'mobilenet_efficient', '--work-dir', str(work),
            '--out', str(out), '--cls-options', 'train_dataloader.batch_size=32',
            'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
            'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
@@ -446,10 +454,11 @@ def test_grid_runs_a_mobilenet_row_classification_only(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     cell = work / 'mobilenet_efficient' / 'seed0'
     assert sorted(os.listdir(cell)) == ['cls']  # no detection, no segmentation cell
-    import json
-    res = json.load(open(cell / 'cls' / 'result.json'))
-    assert 0 <= res['top1'] <= 100 and res['backbone_cfg']['type'] == 'BagMobileNetV1'
-    exported = torch.load(res['backbone'], weights_only=True)
+    from engine.results import read_results
+    res = read_results(cell / 'cls' / 'result.json', task='cls')
+    top1, prov = res['metrics']['top1'], res['provenance']
+    assert 0 <= top1 <= 100 and prov['backbone_cfg']['type'] == 'BagMobileNetV1'
+    exported = torch.load(prov['backbone_file'], weights_only=True)
     assert set(exported) == set(BagMobileNetV1(width=0.25).state_dict())
     table = (out / 'table.md').read_text()
-    assert f'| MobileNet efficient | {res["top1"]:.2f} | - | - | - | 71.90 |' in table
+    assert f'| MobileNet efficient | {top1:.2f} | - | - | - | - | 71.90 |' in table

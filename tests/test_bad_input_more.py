@@ -300,8 +300,10 @@ CASES = {
                               r'--scenes-val 0: expected an integer >= 1'),
     'prepare_zero_limit': (lambda e, t: ('prepare_fashion', ['--out', t / 'o', '--limit', '0']),
                            r'--limit 0: expected an integer >= 1'),
-    'grid_unknown_variant': (lambda e, t: ('transfer_grid', ['--variants', 'd_cosnie', '--work-dir', t / 'g']),
-                             r"unknown variant\(s\) \['d_cosnie'\]"),
+    'grid_unknown_row': (lambda e, t: ('transfer_grid', ['--rows', 'd_cosnie', '--work-dir', t / 'g']),
+                         r"unknown row\(s\) \['d_cosnie'\]"),
+    'grid_results_not_a_grid': (lambda e, t: ('transfer_grid', ['--from-results', _write(t / 'r.json', '[1, 2]')]),
+                                r'grid results file .*r\.json: expected a JSON object with a "cells" list'),
 }
 
 

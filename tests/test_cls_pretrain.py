@@ -13,6 +13,7 @@ from backbones import BagResNet
 from backbones.registry import MODELS
 from classification import lr_schedule
 from cls_helpers import REPO, make_shapes_imagenet, run_tool, tensorboard_scalars, tiny_data_options
+from engine.results import read_results
 
 CONFIG = osp.join(REPO, 'configs', 'cls', 'resnet50d_tricks.py')
 
@@ -90,6 +91,7 @@ def test_pretrain_all_tricks_resume_export_and_test(tmp_path):
     # test_cls on the checkpoint (no teacher needed) writes the metrics
     run_tool('test_cls.py', CONFIG, osp.join(work, 'epoch_3.pth'), '--work-dir', str(tmp_path / 'test'),
              '--cfg-options', *tiny_data_options(data, size=32, batch=4), 'model.num_classes=5')
-    res = json.load(open(tmp_path / 'test' / 'test_results.json'))
-    assert res['num_images'] == 10 and 0 <= res['metrics']['accuracy/top1'] <= 100
-    assert res['metrics']['accuracy/top5'] == 100.0
+    res = read_results(tmp_path / 'test' / 'test_results.json', task='cls')
+    assert res['provenance']['num_images'] == 10 and 0 <= res['metrics']['top1'] <= 100
+    assert res['metrics']['top5'] == 100.0  # 5 classes
+    assert res['provenance']['checkpoint'] == osp.join(work, 'epoch_3.pth') and res['provenance']['iter'] is None

@@ -24,6 +24,7 @@ from mmengine.config import Config
 from PIL import Image
 
 from backbones.checkpoint import load_training_state
+from engine.results import read_results
 from paper_data import make_ade_photos, make_imagenet_photos, make_voc0712, read_voc_objects, require_real_data
 from scale_helpers import REPO, run_tool
 
@@ -193,10 +194,13 @@ def test_resnet50d_tricks_at_224(pretraining):
     roots = [f'{k}={v}' for k, v in p['options'].items() if 'data_root' in k]
     run_tool('test_cls', CLS_CONFIG, osp.join(p['work'], 'epoch_2.pth'), '--work-dir', str(out), '--cfg-options',
              *roots, f'model.num_classes={NUM_CLASSES}', timeout=300)
-    with open(out / 'test_results.json') as f:
-        res = json.load(f)
-    assert res['num_images'] == NUM_CLASSES
-    assert 0 <= res['metrics']['accuracy/top1'] <= res['metrics']['accuracy/top5'] <= 100
+    res = read_results(out / 'test_results.json', task='cls')
+    assert res['provenance']['num_images'] == NUM_CLASSES
+    assert 0 <= res['metrics']['top1'] <= res['metrics']['top5'] <= 100
+    # one image per class: each class's top-1 is 0 or 100, and their mean is the top-1
+    per_class = res['per_class']['top1']
+    assert len(per_class) == NUM_CLASSES and set(per_class.values()) <= {0.0, 100.0}
+    assert sum(per_class.values()) / NUM_CLASSES == pytest.approx(res['metrics']['top1'])
 
 
 def test_faster_rcnn_r50d_voc0712_at_1000x600(pretraining, tmp_path):
@@ -251,11 +255,11 @@ def test_faster_rcnn_r50d_voc0712_at_1000x600(pretraining, tmp_path):
         assert torch.equal(state[f'backbone.{key}'], start[key]), key
     assert not torch.equal(state['backbone.layer4.0.conv2.weight'], start['layer4.0.conv2.weight'])
 
-    with open(osp.join(work, 'val_results.json')) as f:
-        res = json.load(f)
-    assert set(res['metrics']) == {'pascal_voc/mAP', 'pascal_voc/AP50'} and res['eval_mode'] == '11points'
-    assert 0 <= res['metrics']['pascal_voc/mAP'] <= 100 and res['num_images'] == 1 and res['iter'] == 2
-    assert res['backbone'] == dict(type='bagtricks.BagResNet', depth=50, variant='D', pretrained=backbone)
+    res = read_results(osp.join(work, 'val_results.json'), task='det')
+    prov = res['provenance']
+    assert set(res['metrics']) == {'mAP', 'AP50'} and prov['eval_mode'] == '11points'
+    assert 0 <= res['metrics']['mAP'] <= 100 and prov['num_images'] == 1 and prov['iter'] == 2
+    assert prov['backbone'] == dict(type='bagtricks.BagResNet', depth=50, variant='D', pretrained=backbone)
     gts = {}
     for name, _ in read_voc_objects(osp.join(devkit, 'VOC2007', 'Annotations', '000003.xml')):
         gts[name] = gts.get(name, 0) + 1
@@ -268,9 +272,8 @@ def test_faster_rcnn_r50d_voc0712_at_1000x600(pretraining, tmp_path):
     out = tmp_path / 'test'
     run_tool('test_det', DET_CONFIG, osp.join(work, 'iter_2.pth'), '--work-dir', str(out), '--cfg-options',
              f'test_dataloader.dataset.data_root={devkit}', timeout=600)
-    with open(out / 'test_results.json') as f:
-        test = json.load(f)
-    assert test['split'] == 'test' and test['load_from'] == osp.join(work, 'iter_2.pth')
+    test = read_results(out / 'test_results.json', task='det')
+    assert test['provenance']['split'] == 'test' and test['provenance']['checkpoint'] == osp.join(work, 'iter_2.pth')
     assert test['metrics'] == res['metrics'] and test['per_class'] == res['per_class']
 
 
@@ -314,10 +317,10 @@ def test_fcn_r50d_ade20k_at_512x512(pretraining, tmp_path):
     start = torch.load(backbone, weights_only=True)
     assert not torch.equal(ckpt['state_dict']['backbone.layer4.0.conv2.weight'], start['layer4.0.conv2.weight'])
 
-    with open(osp.join(work, 'val_results.json')) as f:
-        res = json.load(f)
-    assert set(res['metrics']) == {'aAcc', 'mIoU', 'mAcc'} and res['num_images'] == 1 and res['iteration'] == 2
-    assert all(0 <= v <= 100 for v in res['metrics'].values()) and res['pretrained'] == backbone
+    res = read_results(osp.join(work, 'val_results.json'), task='seg')
+    prov = res['provenance']
+    assert set(res['metrics']) == {'pixAcc', 'mIoU', 'mAcc'} and prov['num_images'] == 1 and prov['iter'] == 2
+    assert all(0 <= v <= 100 for v in res['metrics'].values()) and prov['backbone']['pretrained'] == backbone
     iou = res['per_class']['IoU']
     assert len(iou) == 150
     # every class of the validation label map has an IoU (the image is a crop of the bus-and-car photo)
@@ -333,7 +336,6 @@ def test_fcn_r50d_ade20k_at_512x512(pretraining, tmp_path):
     out = tmp_path / 'test'
     run_tool('test_seg', SEG_CONFIG, osp.join(work, 'iter_2.pth'), '--work-dir', str(out), '--cfg-options',
              f'test_dataloader.dataset.data_root={data_root}', timeout=600)
-    with open(out / 'test_results.json') as f:
-        test = json.load(f)
-    assert test['num_images'] == 1
+    test = read_results(out / 'test_results.json', task='seg')
+    assert test['provenance']['num_images'] == 1
     assert test['metrics'] == res['metrics'] and test['per_class'] == res['per_class']

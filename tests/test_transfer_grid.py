@@ -7,20 +7,39 @@ import sys
 
 import pytest
 
+from engine.results import read_results, results_record
 from experiments import fashion
-from experiments.grid import markdown_table, summarize
+from experiments.grid import beyond_noise, markdown_table, summarize
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
-def test_summary_and_table_numbers():
-    rows = {'d_cosine': [dict(top1=90.0, mAP=50.0, pixAcc=80.0, mIoU=40.0),
-                         dict(top1=92.0, mAP=54.0, pixAcc=82.0, mIoU=44.0)]}
-    s = summarize(rows)
+def cells(row: str, seed: int, top1: float, mAP: float, pixAcc: float, mIoU: float) -> list[dict]:
+    """A row's three cell records for one seed, as the grid writes them."""
+    where = dict(row=row, seed=seed, split='val', num_images=1)
+    return [results_record('cls', dict(top1=top1, top5=100.0), **where),
+            results_record('det', dict(mAP=mAP, AP50=mAP), **where),
+            results_record('seg', dict(pixAcc=pixAcc, mIoU=mIoU, mAcc=0.0), **where)]
+
+
+def test_summary_table_and_beyond_noise_numbers():
+    records = (cells('d_cosine', 0, 90.0, 50.0, 80.0, 40.0) + cells('d_cosine', 1, 92.0, 54.0, 82.0, 44.0)
+               + cells('d_efficient', 0, 87.0, 52.0, 80.5, 41.0) + cells('d_efficient', 1, 88.0, 52.0, 81.5, 45.0))
+    s = summarize(records)
+    assert list(s) == ['d_efficient', 'd_cosine']  # the paper's order, whatever the cells' order
     assert s['d_cosine']['top1'] == (91.0, pytest.approx(2 ** 0.5), 2)
+    # top-1: +3.5 against D-efficient (87.5 +- 0.71); SE = sqrt(2/2 + 0.5/2) = 1.118, 2 SE = 2.236: beyond
+    diff, se = beyond_noise(s, 'd_cosine', 'top1')
+    assert diff == pytest.approx(3.5) and se == pytest.approx(1.25 ** 0.5)
+    # the other columns move less than 2 SE; D-efficient's parent (B-standard) has no cells here
+    assert beyond_noise(s, 'd_efficient', 'top1') is None
     table = markdown_table(s)
-    assert '| + cosine | 91.00 ± 1.41 | 52.00 ± 2.83 | 81.00 ± 1.41 | 42.00 ± 2.83 | 77.91 | 79.23 | 79.25 | 39.33 |' \
-        in table
+    assert ('| + cosine | 91.00 ± 1.41 | 52.00 ± 2.83 | 81.00 ± 1.41 | 42.00 ± 2.83 '
+            '| top-1 +3.50*, mAP +0.00, pixAcc +0.00, mIoU -1.00 | 77.91 | 79.23 | 79.25 | 39.33 |') in table
+    assert '| D-efficient | 87.50 ± 0.71 | 52.00 ± 0.00 | 81.00 ± 0.71 | 43.00 ± 2.83 | - | 77.16 |' in table
+    # one seed has no spread: nothing can be called beyond noise
+    assert beyond_noise(summarize(cells('d_cosine', 0, 90, 50, 80, 40) + cells('d_efficient', 0, 80, 50, 80, 40)),
+                        'd_cosine', 'top1') is None
 
 
 @pytest.mark.skipif(not osp.isdir(fashion.DEBIAN_DIR), reason='dataset-fashion-mnist not installed')
@@ -30,7 +49,7 @@ def test_two_variant_grid_skips_done_cells_and_continues(tmp_path):
                     '--scenes-train', '16', '--scenes-val', '8'], check=True, cwd=REPO, capture_output=True)
     roots = {'cls': f'{data}/imagenet', 'det': f'{data}/VOCdevkit/', 'seg': f'{data}/ADEChallengeData2016'}
     short = ['train_cfg.max_iters=3', 'train_cfg.val_interval=3', 'default_hooks.checkpoint.interval=3']
-    cmd = [sys.executable, 'tools/transfer_grid.py', '--variants', 'b_standard', 'd_efficient',
+    cmd = [sys.executable, 'tools/transfer_grid.py', '--rows', 'b_standard', 'd_efficient',
            '--work-dir', str(work), '--out', str(out)]
     for step in ('cls', 'det', 'seg'):
         cmd += [f'--{step}-options'] + [f'{s}_dataloader.dataset.data_root={roots[step]}'
@@ -41,16 +60,23 @@ def test_two_variant_grid_skips_done_cells_and_continues(tmp_path):
     first = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert first.stdout.count('pretraining configs/cls/fashion_') == 2
-    cells = {(v, s): json.load(open(work / v / 'seed0' / s / 'result.json'))
-             for v in ('b_standard', 'd_efficient') for s in ('cls', 'det', 'seg')}
-    assert all(0 <= c['top1'] <= 100 for (v, s), c in cells.items() if s == 'cls')
+    done = {(r, s): read_results(work / r / 'seed0' / s / 'result.json', task=s)
+            for r in ('b_standard', 'd_efficient') for s in ('cls', 'det', 'seg')}
+    assert all(0 <= c['metrics']['top1'] <= 100 for (r, s), c in done.items() if s == 'cls')
+    assert all(c['provenance']['row'] == r and c['provenance']['seed'] == 0 for (r, s), c in done.items())
     # the variant and weights of each pretraining reached its detector
-    det_log = json.load(open(work / 'b_standard' / 'seed0' / 'det' / 'val_results.json'))
-    assert det_log['backbone']['variant'] == 'B'
-    assert det_log['backbone']['pretrained'].endswith('b_standard/seed0/cls/backbone.pth')
+    det = done[('b_standard', 'det')]['provenance']['backbone']
+    assert det['variant'] == 'B' and det['pretrained'].endswith('b_standard/seed0/cls/backbone.pth')
     table = (out / 'table.md').read_text()
     assert '| B-standard |' in table and '| D-efficient |' in table
     assert (out / 'chart.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    # the grid's results.json holds those records; --from-results redraws the same table from it
+    assert json.load(open(out / 'results.json'))['cells'] == [done[(r, s)] for r in ('b_standard', 'd_efficient')
+                                                              for s in ('cls', 'det', 'seg')]
+    redraw = subprocess.run([sys.executable, 'tools/transfer_grid.py', '--from-results', str(out / 'results.json'),
+                             '--out', str(tmp_path / 'redrawn')], cwd=REPO, capture_output=True, text=True)
+    assert redraw.returncode == 0, redraw.stderr
+    assert (tmp_path / 'redrawn' / 'table.md').read_text() == table
 
     # interrupted after training but before the detection cell was recorded: it continues from its checkpoint
     det_cell = work / 'd_efficient' / 'seed0' / 'det'
@@ -60,6 +86,7 @@ def test_two_variant_grid_skips_done_cells_and_continues(tmp_path):
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert 'pretraining configs' not in second.stdout  # every pretraining was skipped
     assert second.stdout.count('done before') == 5
-    assert json.load(open(det_cell / 'result.json'))['mAP'] == pytest.approx(cells[('d_efficient', 'det')]['mAP'])
+    assert read_results(det_cell / 'result.json')['metrics']['mAP'] == \
+        pytest.approx(done[('d_efficient', 'det')]['metrics']['mAP'])
     assert '--resume' in (det_cell / 'steps.log').read_text().split('$ ')[-1].splitlines()[0]
     assert os.path.getmtime(work / 'd_efficient' / 'seed0' / 'seg' / 'result.json') == seg_mtime

@@ -5,7 +5,7 @@
 
 The checkpoint is read with the restricted loader (see backbones.checkpoint) and checked strictly against
 the classifier the config builds (architecture, variant, classes) before any data is read. Results go to
-<work-dir>/test_results.json unless --out is given; an --out that is a directory or an input file is
+<work-dir>/test_results.json (the config's ResultsHook, engine/results.py) unless --out is given; an --out that is a directory or an input file is
 refused before the evaluation.
 """
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import os.path as osp
 
-from engine import add_test_args, build_config, run_tool, runner_from_cfg, write_results_json
-from engine.results import check_output_file
+from engine import add_test_args, build_config, run_tool, runner_from_cfg
+from engine.results import check_output_file, set_results_file
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -28,15 +28,14 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     if not osp.lexists(args.checkpoint):  # a directory, FIFO or loop: the loader names it
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
-    cfg = build_config(argparse.Namespace(**vars(args), amp=False, resume=None))
+    cfg = build_config(args)
     out = check_output_file(args.out or osp.join(cfg.work_dir, 'test_results.json'), 'results file',
                             inputs=(args.checkpoint, args.config))
-    cfg.load_from = args.checkpoint
+    set_results_file(cfg, 'test', out)  # the config's ResultsHook writes it
+    cfg.load_from = osp.abspath(args.checkpoint)
     cfg.model.pop('distill', None)  # evaluation needs no teacher
     runner = runner_from_cfg(cfg)  # reads the checkpoint and checks it fits the model
     metrics = runner.test()
-    write_results_json(dict(metrics=metrics, config=args.config, checkpoint=osp.abspath(args.checkpoint),
-                            num_images=len(runner.test_dataloader.dataset)), out)
     print(f'top-k accuracy: {metrics} -> {out}')
     return metrics
 

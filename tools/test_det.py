@@ -33,7 +33,7 @@ def main(argv=None) -> dict:
     set_eval_mode(cfg, args.eval_mode)
     cfg.load_from = osp.abspath(args.checkpoint)
     runner = runner_from_cfg(cfg)  # reads the checkpoint and checks it fits the model, before any data
-    return runner.test()  # DetResultsHook writes <work_dir>/test_results.json
+    return runner.test()  # the config's ResultsHook writes <work_dir>/test_results.json
 
 
 if __name__ == '__main__':

@@ -21,18 +21,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> dict | None:
+def main(argv=None) -> dict:
     args = parse_args(argv)
     if not osp.lexists(args.checkpoint):  # a directory, FIFO or loop: the loader names it
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     cfg = build_config(args)
     check_output_file(osp.join(cfg.work_dir, 'test_results.json'), 'results file', inputs=(args.checkpoint,))
-    cfg.load_from = args.checkpoint
+    cfg.load_from = osp.abspath(args.checkpoint)
     runner = runner_from_cfg(cfg)  # reads the checkpoint and checks it fits the model, before any data
-    runner.test()
-    from segmentation import write_evaluation  # imported by the config's custom_imports by now
-    return write_evaluation(runner, runner.test_loop.evaluator, 'test_results.json',
-                            config=cfg.filename, checkpoint=osp.abspath(args.checkpoint))
+    return runner.test()  # the config's ResultsHook writes <work_dir>/test_results.json
 
 
 if __name__ == '__main__':

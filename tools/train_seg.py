@@ -1,4 +1,4 @@
-"""Train a segmentor (mmseg's FCN with a project backbone) and write its final validation to JSON.
+"""Train a segmentor (mmseg's FCN with a project backbone); each validation is written to JSON.
 
     python tools/train_seg.py configs/seg/fcn_r50d-cosine_ade20k.py [--pretrained FILE]
         [--work-dir DIR] [--resume [FILE]] [--amp] [--cfg-options k=v ...] [--launcher pytorch]
@@ -28,13 +28,10 @@ def build_runner(argv=None) -> Runner:
     return runner_from_cfg(cfg)
 
 
-def main(argv=None) -> dict | None:
+def main(argv=None) -> Runner:
     runner = build_runner(argv)
-    runner.train()
-    from segmentation import write_evaluation  # imported by the config's custom_imports by now
-    init = runner.cfg.model.backbone.get('init_cfg') or {}
-    return write_evaluation(runner, runner.val_loop.evaluator, 'val_results.json',
-                            config=runner.cfg.filename, pretrained=init.get('checkpoint'))
+    runner.train()  # the config's ResultsHook writes <work_dir>/val_results.json after each validation
+    return runner
 
 
 if __name__ == '__main__':

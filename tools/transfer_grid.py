@@ -1,22 +1,25 @@
-"""Regenerate the paper's Tables 6-8 at Fashion-MNIST scale: for each pretraining variant,
+"""Regenerate the paper's Tables 6-8 at Fashion-MNIST scale: for each row (a pretraining recipe),
 pretrain -> test -> export -> Faster R-CNN (VOC format) -> FCN (ADE20K format).
 
-    python tools/transfer_grid.py [--variants all | b_standard d_efficient ...] [--seeds 0 1 2]
+    python tools/transfer_grid.py [--rows all | b_standard d_efficient ...] [--seeds 0 1 2]
         [--work-dir work_dirs/fashion_grid] [--out results/fashion_grid]
         [--cls-options k=v ...] [--det-options k=v ...] [--seg-options k=v ...]
+    python tools/transfer_grid.py --from-results results/fashion_grid/results.json --out results/fashion_grid
 
 Cells already done are skipped and an interrupted cell resumes from its last checkpoint, so the same
-command continues after a crash. Writes OUT/table.md, OUT/chart.png and OUT/results.json.
+command continues after a crash. Writes OUT/results.json (every cell's record, the one results schema),
+OUT/table.md and OUT/chart.png; --from-results redraws the table and chart from such a file, no training.
 Data: tools/prepare_fashion.py (run first; `make demo` does).
 """
 import argparse
+import os
 import os.path as osp
 import time
 
-from engine.cli import ConfigError
 from engine.guard import run_tool
-from engine.results import write_results_json
-from experiments.grid import VARIANTS, Grid, markdown_table, plot, summarize
+from engine.results import check_record, read_json, write_results_json
+from experiments.grid import ROWS, Grid, markdown_table, plot, summarize
+from user_errors import ConfigError
 
 
 def step_failure(message: str) -> str:
@@ -31,36 +34,62 @@ def step_failure(message: str) -> str:
     return f'{lines[0].split(". Last lines")[0]}; re-run the same command to continue where it stopped'
 
 
+def read_cells(path: str) -> list[dict]:
+    """The cell records of a grid's results.json."""
+    data = read_json(path, 'grid results file')
+    cells = data.get('cells') if isinstance(data, dict) else None
+    if not isinstance(cells, list):
+        raise ConfigError(f'grid results file {path}: expected a JSON object with a "cells" list, as this tool writes')
+    for i, rec in enumerate(cells):
+        check_record(rec, f'{path}, cell {i}')
+        if not {'row', 'seed'} <= set(rec['provenance']):
+            raise ConfigError(f'{path}, cell {i}: its provenance has no row and seed (not a grid cell)')
+    return cells
+
+
+def write_outputs(cells: list[dict], out: str) -> str:
+    summary = summarize(cells)
+    table = markdown_table(summary)
+    os.makedirs(out, exist_ok=True)
+    with open(osp.join(out, 'table.md'), 'w') as f:
+        f.write(table + '\n')
+    plot(summary, osp.join(out, 'chart.png'))
+    print('\n' + table + '\n')
+    return table
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--variants', nargs='+', default=['all'], help=f'any of: all {" ".join(VARIANTS)}')
+    p.add_argument('--rows', '--variants', nargs='+', default=['all'], help=f'any of: all {" ".join(ROWS)}')
     p.add_argument('--seeds', nargs='+', type=int, default=[0])
     p.add_argument('--work-dir', default='work_dirs/fashion_grid')
     p.add_argument('--out', default='results/fashion_grid')
+    p.add_argument('--from-results', metavar='FILE', help="redraw OUT's table and chart from a grid's results.json")
     for step in ('cls', 'det', 'seg'):
         p.add_argument(f'--{step}-options', nargs='+', default=[], metavar='K=V',
                        help=f'extra --cfg-options for every {step} run')
     args = p.parse_args(argv)
-    variants = list(VARIANTS) if args.variants == ['all'] else args.variants
-    unknown = [v for v in variants if v not in VARIANTS]
+    if args.from_results:
+        if not osp.isfile(args.from_results):
+            raise FileNotFoundError(f'--from-results: no such file {args.from_results}')
+        write_outputs(read_cells(args.from_results), args.out)
+        print(f'table and chart redrawn in {args.out} from {args.from_results}')
+        return
+    rows = list(ROWS) if args.rows == ['all'] else args.rows
+    unknown = [r for r in rows if r not in ROWS]
     if unknown:
-        raise ConfigError(f'unknown variant(s) {unknown}; expected any of: all {" ".join(VARIANTS)}')
+        raise ConfigError(f'unknown row(s) {unknown}; expected any of: all {" ".join(ROWS)}')
     grid = Grid(args.work_dir, extra=dict(cls=args.cls_options, det=args.det_options, seg=args.seg_options))
     t = time.time()
     try:
-        rows = grid.run(variants, args.seeds)
+        cells = grid.run(rows, args.seeds)
     except (RuntimeError, FileNotFoundError) as e:
         raise ConfigError(step_failure(str(e))) from None
-    summary = summarize(rows)
-    table = markdown_table(summary)
-    write_results_json(dict(rows=rows, seeds=args.seeds), osp.join(args.out, 'results.json'))
-    with open(osp.join(args.out, 'table.md'), 'w') as f:
-        f.write(table + '\n')
-    chart = plot(summary, osp.join(args.out, 'chart.png'))
-    print('\n' + table + '\n')
-    print(f'{len(variants)} variant(s) x {len(args.seeds)} seed(s) in {(time.time() - t) / 60:.1f} min')
-    print(f'table: {osp.join(args.out, "table.md")}\nchart: {chart}\nruns (logs, checkpoints, TensorBoard): '
-          f'{args.work_dir}/<variant>/seed<N>/{{cls,det,seg}}')
+    write_results_json(dict(rows=rows, seeds=args.seeds, cells=cells), osp.join(args.out, 'results.json'))
+    write_outputs(cells, args.out)
+    print(f'{len(rows)} row(s) x {len(args.seeds)} seed(s) in {(time.time() - t) / 60:.1f} min')
+    print(f'table: {osp.join(args.out, "table.md")}\nchart: {osp.join(args.out, "chart.png")}\nruns (logs, '
+          f'checkpoints, TensorBoard): {args.work_dir}/<row>/seed<N>/{{cls,det,seg}}')
 
 
 if __name__ == '__main__':

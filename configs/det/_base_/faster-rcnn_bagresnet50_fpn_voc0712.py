@@ -32,4 +32,4 @@ test_dataloader = val_dataloader
 # VOCMetric (eval_mode='11points' from mmdet's config; 'area' via --eval-mode) + the per-class AP kept
 val_evaluator = dict(type='VOCPerClassMetric')
 test_evaluator = val_evaluator
-custom_hooks = [dict(type='DetResultsHook')]  # <work_dir>/{val,test}_results.json
+custom_hooks = [dict(type='ResultsHook')]  # <work_dir>/{val,test}_results.json, the one results schema

@@ -56,6 +56,7 @@ val_dataloader = dict(
                  pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-# aAcc + mIoU (+ mAcc), the per-class table in the log, and per-class values kept for the JSON result
+# aAcc + mIoU (+ mAcc), the per-class table in the log, and per-class values kept for the results file
 val_evaluator = dict(type='PerClassIoUMetric', iou_metrics=['mIoU'])
 test_evaluator = val_evaluator
+custom_hooks = [dict(type='ResultsHook')]  # <work_dir>/{val,test}_results.json, the one results schema
