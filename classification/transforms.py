@@ -24,6 +24,8 @@ from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
+from user_errors import ConfigError
+
 from .registry import TRANSFORMS
 
 # torchvision's transforms are registered as 'torchvision/<name>' (mmpretrain's convention): mmcv's Resize,
@@ -381,6 +383,10 @@ def build_pipeline(steps: Sequence[dict] | None) -> v2.Compose:
         if not isinstance(step, dict) or 'type' not in step:
             raise ValueError(f"pipeline steps must be dicts with a 'type', got {step!r}")
         step = dict(step)
+        if step['type'] in (*_TORCHVISION, 'RandomResizedCrop'):  # the name before torchvision/ (or mmcv's class)
+            raise ConfigError(f"pipeline step {step['type']!r}: torchvision's transform is "
+                             f"'{TORCHVISION_PREFIX}{step['type']}' (the unprefixed name is mmcv's or mmpretrain's, "
+                             'which take other arguments and work on dicts, not on image tensors)')
         if isinstance(step.get('dtype'), str):
             dtype = getattr(torch, step['dtype'], None)
             if not isinstance(dtype, torch.dtype):

@@ -143,6 +143,18 @@ def test_where_switch():
         build_pipeline([dict(type='Photometric'), dict(type='torchvision/RandomHorizontalFlip')])
 
 
+def test_torchvision_transforms_do_not_shadow_mmcv_and_old_names_are_one_error():
+    import mmcv.transforms  # noqa: F401  (mmcv's Resize, CenterCrop, Normalize, Pad in the root registry)
+    from mmengine.registry import TRANSFORMS as ROOT
+
+    from user_errors import ConfigError
+    assert build_pipeline([dict(type='torchvision/Resize', size=8)]).transforms[0].__class__ is v2.Resize
+    assert classification.transforms.TRANSFORMS.get('Resize') is ROOT.get('Resize')  # mmcv's, not ours
+    with pytest.raises(ConfigError, match="pipeline step 'CenterCrop': torchvision's transform is "
+                                          "'torchvision/CenterCrop'"):
+        build_pipeline([dict(type='CenterCrop', size=8)])
+
+
 def test_trick_table_shows_where_the_photometric_step_runs():
     from classification.trick_report import trick_table
     paper = dict(trick_table(Config.fromfile(osp.join(REPO, 'configs', 'cls', 'resnet50d_cosine_ls.py')), 8))

@@ -18,8 +18,9 @@ data_root = 'data/fashion/imagenet'
 size = 32  # the 28 px items, upscaled
 mean = [123.68, 116.779, 103.939]  # the paper's normalisation, as _base_/imagenet.py
 std = [58.393, 57.12, 57.375]
-# The paper's augmentation, per image in the workers (the photometric step as separate transforms), with a
-# 25-100 % crop area: an 8 % crop of a 28 px image would leave 8 px of the item. No centre crop for val.
+# Stated once for every row, as the fashion runs were made: the paper's augmentation per image in the workers
+# (colour jitter, lighting, normalisation as separate transforms, not the batched Photometric step), with a
+# 25-100 % crop area (an 8 % crop of a 28 px item would leave 8 px of it); val: resize only, no centre crop.
 train_pipeline = [
     dict(type='torchvision/RandomResizedCrop', size=size, scale=(0.25, 1.0), ratio=(3 / 4, 4 / 3), antialias=True),
     dict(type='torchvision/RandomHorizontalFlip', p=0.5),
