@@ -27,22 +27,24 @@ demo: setup data-packages
 	$(PY) tools/prepare_fashion.py --out data/fashion --train-limit 15000
 	$(PY) tools/plot_lr.py configs/cls/fashion_d_cosine_ls_mixup.py --iters-per-epoch 58 --world-size 1 \
 	  --out $(DEMO_DIR)/lr_schedule.png
-	$(PY) tools/transfer_grid.py --variants d_mixup --work-dir $(DEMO_DIR) --out $(DEMO_DIR)
+	$(PY) tools/transfer_grid.py --rows d_mixup --work-dir $(DEMO_DIR) --out $(DEMO_DIR)
 	@echo "lr schedule plot: $(DEMO_DIR)/lr_schedule.png; TensorBoard: tensorboard --logdir $(DEMO_DIR)"
 
-# The paper's Tables 6-8 at Fashion-MNIST scale (about an hour on 2 CPU cores; re-run to continue).
+# The paper's Tables 6-8 at Fashion-MNIST scale, every row x seeds 0-2 (measured time: README;
+# re-run to continue where it stopped).
 grid: setup data-packages
 	$(PY) tools/prepare_fashion.py --out data/fashion --train-limit 15000
-	$(PY) tools/transfer_grid.py --variants all --seeds $(or $(SEEDS),0) --work-dir work_dirs/fashion_grid \
+	$(PY) tools/transfer_grid.py --rows all --seeds $(or $(SEEDS),0 1 2) --work-dir work_dirs/fashion_grid \
 	  --out results/fashion_grid
 
-# The paper's Figures 3 and 4 redrawn from the committed logs and per-image logit gaps in results/figures/
-# (no training; how they were made: README, "Figures 3 and 4").
+# The paper's Figures 3 and 4 redrawn from the committed logs and per-image logit gaps in results/figures/,
+# and the grid's table and chart from its committed cell records (no training; how they were made: README).
 FIG := results/figures
 figures: setup
 	$(PY) tools/plot_schedules.py $(FIG)/runs/fashion_d_efficient $(FIG)/runs/fashion_d_cosine \
 	  --labels "step decay (fashion_d_efficient)" "cosine (fashion_d_cosine)" --out $(FIG)/figure3_schedules.png
 	$(PY) tools/plot_logit_gap.py --from-gaps $(FIG)/logit_gaps.json --out $(FIG)/figure4_logit_gap.png
+	$(PY) tools/transfer_grid.py --from-results results/fashion_grid/results.json --out results/fashion_grid
 
 # Training throughput of ResNet-50-D (fp32 / bf16 / channels-last) vs torchvision ResNet-50 on this machine.
 bench: setup
