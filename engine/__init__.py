@@ -10,11 +10,11 @@ Importing the package registers, in mmengine's registries, what configs name: ``
 ``ThroughputLogProcessor``; configs list ``'engine'`` in ``custom_imports`` for that.
 """
 from .amp import MixedPrecisionOptimWrapper
-from .cli import add_test_args, add_train_args, build_config
+from .cli import add_test_args, add_train_args, build_config, build_test_config
 from .guard import run_tool
 from .results import write_results_json
 from .runner import BagRunner, runner_from_cfg
 from .throughput import ThroughputLogProcessor
 
 __all__ = ['BagRunner', 'MixedPrecisionOptimWrapper', 'ThroughputLogProcessor', 'add_test_args', 'add_train_args',
-           'build_config', 'run_tool', 'runner_from_cfg', 'write_results_json']
+           'build_config', 'build_test_config', 'run_tool', 'runner_from_cfg', 'write_results_json']

@@ -19,6 +19,7 @@ from backbones.pretrained import apply_pretrained
 from user_errors import ConfigError
 
 from .cfg_options import apply_cfg_options
+from .results import check_output_file, set_results_file
 
 
 class CfgOptionsAction(DictAction):
@@ -52,6 +53,7 @@ def add_test_args(parser: argparse.ArgumentParser, checkpoint_help: str) -> argp
     parser.add_argument('config', help='config file the checkpoint was trained with')
     parser.add_argument('checkpoint', help=checkpoint_help)
     parser.add_argument('--work-dir', help='where logs and results go (default: work_dirs/<config name>)')
+    parser.add_argument('--out', help='results file (default: <work-dir>/test_results.json)')
     _add_run_args(parser)
     return parser
 
@@ -102,3 +104,16 @@ def build_config(args: argparse.Namespace) -> Config:
     if getattr(args, 'pretrained', None):
         apply_pretrained(cfg, args.pretrained)
     return cfg
+
+
+def build_test_config(args: argparse.Namespace) -> tuple[Config, str]:
+    """The config of a test tool (``add_test_args``) and its results file: the checkpoint exists, the
+    results file can be written without replacing an input, and the config's ResultsHook will write it."""
+    if not osp.lexists(args.checkpoint):  # a directory, FIFO or loop: the loader names it
+        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
+    cfg = build_config(args)
+    out = check_output_file(args.out or osp.join(cfg.work_dir, 'test_results.json'), 'results file',
+                            inputs=(args.checkpoint, args.config))
+    set_results_file(cfg, 'test', out)
+    cfg.load_from = osp.abspath(args.checkpoint)  # read and checked strictly when the Runner is built
+    return cfg, out

@@ -11,28 +11,18 @@ refused before the evaluation.
 from __future__ import annotations
 
 import argparse
-import os.path as osp
 
-from engine import add_test_args, build_config, run_tool, runner_from_cfg
-from engine.results import check_output_file, set_results_file
+from engine import add_test_args, build_test_config, run_tool, runner_from_cfg
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Test a pretrained classifier')
     add_test_args(parser, checkpoint_help='classifier checkpoint (backbone.* + head.fc.*)')
-    parser.add_argument('--out', help='results JSON (default: <work-dir>/test_results.json)')
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> dict:
-    args = parse_args(argv)
-    if not osp.lexists(args.checkpoint):  # a directory, FIFO or loop: the loader names it
-        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
-    cfg = build_config(args)
-    out = check_output_file(args.out or osp.join(cfg.work_dir, 'test_results.json'), 'results file',
-                            inputs=(args.checkpoint, args.config))
-    set_results_file(cfg, 'test', out)  # the config's ResultsHook writes it
-    cfg.load_from = osp.abspath(args.checkpoint)
+    cfg, out = build_test_config(parse_args(argv))
     cfg.model.pop('distill', None)  # evaluation needs no teacher
     runner = runner_from_cfg(cfg)  # reads the checkpoint and checks it fits the model
     metrics = runner.test()

@@ -1,20 +1,18 @@
 """Evaluate a trained detector checkpoint on the config's test set (VOC mAP + per-class AP table).
 
-    python tools/test_det.py CONFIG CHECKPOINT [--work-dir DIR] [--eval-mode {11points,area}]
+    python tools/test_det.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE] [--eval-mode {11points,area}]
         [--cfg-options k=v ...] [--launcher pytorch]
 
-Writes test_results.json to the work dir (default work_dirs/<config name>). The checkpoint is read with
-the restricted loader and checked strictly against the model the config builds (architecture, variant,
-task, classes) before any data is read.
+Writes test_results.json (the one results schema) to the work dir (default work_dirs/<config name>), or
+--out. The checkpoint is read with the restricted loader and checked strictly against the model the config
+builds (architecture, variant, task, classes) before any data is read.
 """
 from __future__ import annotations
 
 import argparse
-import os.path as osp
 
 from detection import EVAL_MODES, set_eval_mode
-from engine import add_test_args, build_config, run_tool, runner_from_cfg
-from engine.results import check_output_file
+from engine import add_test_args, build_test_config, run_tool, runner_from_cfg
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -26,14 +24,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    if not osp.lexists(args.checkpoint):  # a directory, FIFO or loop: the loader names it
-        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
-    cfg = build_config(args)
-    check_output_file(osp.join(cfg.work_dir, 'test_results.json'), 'results file', inputs=(args.checkpoint,))
+    cfg, out = build_test_config(args)
     set_eval_mode(cfg, args.eval_mode)
-    cfg.load_from = osp.abspath(args.checkpoint)
     runner = runner_from_cfg(cfg)  # reads the checkpoint and checks it fits the model, before any data
-    return runner.test()  # the config's ResultsHook writes <work_dir>/test_results.json
+    return runner.test()  # the config's ResultsHook writes ``out``
 
 
 if __name__ == '__main__':
