@@ -176,15 +176,16 @@ class Grid:
         _log(f'{row.name} seed {seed}: {"detection" if step == "det" else "segmentation"} {done} ({figures})')
         return rec
 
-    def run(self, rows: list[str], seeds: list[int]) -> list[dict]:
-        """Every cell of ``rows`` x ``seeds``; returns their records."""
+    def run(self, rows: list[str], seeds: list[int], transfer: bool = True) -> list[dict]:
+        """Every cell of ``rows`` x ``seeds`` (``transfer=False``: pretraining cells only); returns their
+        records."""
         records = []
         for name in rows:
             row = ROWS[name]
             for seed in seeds:
                 cls = self.pretrain(row, seed)
                 records.append(cls)
-                if row.transfer:
+                if row.transfer and transfer:
                     records += [self.transfer(row, seed, 'det', cls), self.transfer(row, seed, 'seg', cls)]
         return records
 

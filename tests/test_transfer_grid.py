@@ -90,3 +90,44 @@ def test_two_variant_grid_skips_done_cells_and_continues(tmp_path):
         pytest.approx(done[('d_efficient', 'det')]['metrics']['mAP'])
     assert '--resume' in (det_cell / 'steps.log').read_text().split('$ ')[-1].splitlines()[0]
     assert os.path.getmtime(work / 'd_efficient' / 'seed0' / 'seg' / 'result.json') == seg_mtime
+
+
+def test_committed_grid_table_and_chart_are_what_make_figures_writes(tmp_path):
+    """`make figures` redraws results/fashion_grid from its committed cell records: the same table and PNG."""
+    committed = osp.join(REPO, 'results', 'fashion_grid')
+    cmd = [sys.executable, 'tools/transfer_grid.py', '--from-results', osp.join(committed, 'results.json'),
+           '--out', str(tmp_path)]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / 'table.md').read_text() == open(osp.join(committed, 'table.md')).read()
+    assert (tmp_path / 'chart.png').read_bytes() == open(osp.join(committed, 'chart.png'), 'rb').read()
+    # every row of Tables 6-8 (and the MobileNet rows) with three seeds
+    cells = json.load(open(osp.join(committed, 'results.json')))['cells']
+    seeds = {}
+    for c in cells:
+        seeds.setdefault((c['provenance']['row'], c['task']), set()).add(c['provenance']['seed'])
+    from experiments.grid import ROWS
+    expected = {(r, t) for r, row in ROWS.items() for t in (('cls', 'det', 'seg') if row.transfer else ('cls',))}
+    assert set(seeds) == expected and all(s == {0, 1, 2} for s in seeds.values())
+
+
+def test_cls_only_runs_no_transfer_cells(tmp_path):
+    """--cls-only (a longer pretraining schedule on a subset of rows): pretraining cells only."""
+    from experiments.grid import Grid
+    calls = []
+
+    class Recording(Grid):
+        def pretrain(self, row, seed):
+            calls.append((row.name, seed, 'cls'))
+            return results_record('cls', dict(top1=50.0), row=row.name, seed=seed)
+
+        def transfer(self, row, seed, step, cls):
+            calls.append((row.name, seed, step))
+            return results_record(step, {}, row=row.name, seed=seed)
+
+    records = Recording(str(tmp_path)).run(['d_cosine', 'd_mixup'], [0, 1], transfer=False)
+    assert calls == [('d_cosine', 0, 'cls'), ('d_cosine', 1, 'cls'), ('d_mixup', 0, 'cls'), ('d_mixup', 1, 'cls')]
+    assert [r['task'] for r in records] == ['cls'] * 4
+    calls.clear()
+    Recording(str(tmp_path)).run(['d_cosine'], [0])
+    assert calls == [('d_cosine', 0, 'cls'), ('d_cosine', 0, 'det'), ('d_cosine', 0, 'seg')]

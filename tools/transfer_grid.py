@@ -3,7 +3,7 @@ pretrain -> test -> export -> Faster R-CNN (VOC format) -> FCN (ADE20K format).
 
     python tools/transfer_grid.py [--rows all | b_standard d_efficient ...] [--seeds 0 1 2]
         [--work-dir work_dirs/fashion_grid] [--out results/fashion_grid]
-        [--cls-options k=v ...] [--det-options k=v ...] [--seg-options k=v ...]
+        [--cls-options k=v ...] [--det-options k=v ...] [--seg-options k=v ...] [--cls-only]
     python tools/transfer_grid.py --from-results results/fashion_grid/results.json --out results/fashion_grid
 
 Cells already done are skipped and an interrupted cell resumes from its last checkpoint, so the same
@@ -65,6 +65,8 @@ def main(argv=None):
     p.add_argument('--work-dir', default='work_dirs/fashion_grid')
     p.add_argument('--out', default='results/fashion_grid')
     p.add_argument('--from-results', metavar='FILE', help="redraw OUT's table and chart from a grid's results.json")
+    p.add_argument('--cls-only', action='store_true', help='pretraining and its test only, no transfer cells '
+                   '(e.g. a longer schedule through --cls-options train_cfg.max_epochs=N)')
     for step in ('cls', 'det', 'seg'):
         p.add_argument(f'--{step}-options', nargs='+', default=[], metavar='K=V',
                        help=f'extra --cfg-options for every {step} run')
@@ -82,7 +84,7 @@ def main(argv=None):
     grid = Grid(args.work_dir, extra=dict(cls=args.cls_options, det=args.det_options, seg=args.seg_options))
     t = time.time()
     try:
-        cells = grid.run(rows, args.seeds)
+        cells = grid.run(rows, args.seeds, transfer=not args.cls_only)
     except (RuntimeError, FileNotFoundError) as e:
         raise ConfigError(step_failure(str(e))) from None
     write_results_json(dict(rows=rows, seeds=args.seeds, cells=cells), osp.join(args.out, 'results.json'))
