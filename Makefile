@@ -30,7 +30,7 @@ demo: setup data-packages
 	$(PY) tools/transfer_grid.py --rows d_mixup --work-dir $(DEMO_DIR) --out $(DEMO_DIR)
 	@echo "lr schedule plot: $(DEMO_DIR)/lr_schedule.png; TensorBoard: tensorboard --logdir $(DEMO_DIR)"
 
-# The paper's Tables 6-8 at Fashion-MNIST scale, every row x seeds 0-2 (measured time: README;
+# The paper's Tables 6-8 at Fashion-MNIST scale, every row x seeds 0, 1, 2 (about 1 h 20 min on 2 quiet cores;
 # re-run to continue where it stopped).
 grid: setup data-packages
 	$(PY) tools/prepare_fashion.py --out data/fashion --train-limit 15000
