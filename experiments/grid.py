@@ -139,7 +139,8 @@ class Grid:
         opts = [f'randomness.seed={seed}']
         if row.teacher:
             opts.append(f'model.distill.teacher_checkpoint={self.teacher_checkpoint()}')
-        _log(f'{row.name} seed {seed}: pretraining {row.cls_config} ({cfg.train_cfg.max_epochs} epochs)')
+        _log(f'{row.name} seed {seed}: pretraining {row.cls_config} (the config\'s {cfg.train_cfg.max_epochs} epochs'
+             + (', --cls-options may change it)' if self.extra.get('cls') else ')'))
         log = osp.join(cell, 'steps.log')
         self._tool('pretrain.py', row.cls_config, '--work-dir', cell, *self._resume_flag(cell),
                    *self._options('cls', *opts), log=log)
