@@ -45,6 +45,7 @@ figures: setup
 	  --labels "step decay (fashion_d_efficient)" "cosine (fashion_d_cosine)" --out $(FIG)/figure3_schedules.png
 	$(PY) tools/plot_logit_gap.py --from-gaps $(FIG)/logit_gaps.json --out $(FIG)/figure4_logit_gap.png
 	$(PY) tools/transfer_grid.py --from-results results/fashion_grid/results.json --out results/fashion_grid
+	$(PY) tools/transfer_grid.py --from-results results/fashion_grid_long/results.json --out results/fashion_grid_long
 
 # Training throughput of ResNet-50-D (fp32 / bf16 / channels-last) vs torchvision ResNet-50 on this machine.
 bench: setup
