@@ -94,6 +94,8 @@ def read_json(path: str, what: str = 'results file'):
             return json.load(f)
     except json.JSONDecodeError as e:
         raise ResultsFileError(f'{what} {path} is not JSON ({e.msg}, line {e.lineno})') from None
+    except UnicodeDecodeError:
+        raise ResultsFileError(f'{what} {path} is not JSON (not UTF-8 text)') from None
 
 
 def check_record(record, where: str, task: str | None = None) -> dict:

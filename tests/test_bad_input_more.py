@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import importlib.util
 import io
+import json
 import os
 import os.path as osp
 import re
@@ -155,6 +156,12 @@ def env(tmp_path_factory):
 def _write(path, text) -> str:
     with open(path, 'w') as f:
         f.write(text)
+    return str(path)
+
+
+def _write_bytes(path, data: bytes) -> str:
+    with open(path, 'wb') as f:
+        f.write(data)
     return str(path)
 
 
@@ -304,6 +311,13 @@ CASES = {
                          r"unknown row\(s\) \['d_cosnie'\]"),
     'grid_results_not_a_grid': (lambda e, t: ('transfer_grid', ['--from-results', _write(t / 'r.json', '[1, 2]')]),
                                 r'grid results file .*r\.json: expected a JSON object with a "cells" list'),
+    'grid_results_not_utf8': (lambda e, t: ('transfer_grid', ['--from-results',
+                                                               _write_bytes(t / 'r.json', b'\xff\xfe{')]),
+                              r'grid results file .*r\.json is not JSON \(not UTF-8 text\)'),
+    'grid_results_cell_without_metric': (
+        lambda e, t: ('transfer_grid', ['--from-results', _write(t / 'r.json', json.dumps({'cells': [dict(
+            task='cls', metrics={}, per_class=None, provenance=dict(row='d_cosine', seed=0))]}))]),
+        r'r\.json, cell 0: expected a row of the grid .* with the cls metrics top1'),
 }
 
 

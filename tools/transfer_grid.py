@@ -18,7 +18,7 @@ import time
 
 from engine.guard import run_tool
 from engine.results import check_record, read_json, write_results_json
-from experiments.grid import ROWS, Grid, markdown_table, plot, summarize
+from experiments.grid import METRICS, ROWS, Grid, markdown_table, plot, summarize
 from user_errors import ConfigError
 
 
@@ -44,6 +44,10 @@ def read_cells(path: str) -> list[dict]:
         check_record(rec, f'{path}, cell {i}')
         if not {'row', 'seed'} <= set(rec['provenance']):
             raise ConfigError(f'{path}, cell {i}: its provenance has no row and seed (not a grid cell)')
+        needed = [m for step, m in METRICS.values() if step == rec['task'] and m not in rec['metrics']]
+        if needed or rec['provenance']['row'] not in ROWS:
+            raise ConfigError(f'{path}, cell {i}: expected a row of the grid ({", ".join(ROWS)}) with the {rec["task"]} '
+                              f'metrics {", ".join(m for s, m in METRICS.values() if s == rec["task"])}')
     return cells
 
 
