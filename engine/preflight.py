@@ -8,9 +8,7 @@ pipeline. The datasets check their own layout (root, split files, annotations) w
 from __future__ import annotations
 
 import itertools
-import os
 import random
-import tempfile
 from contextlib import contextmanager
 
 import numpy as np
@@ -20,55 +18,13 @@ from mmengine.hooks import Hook
 from user_errors import PreflightError, UserInputError
 
 from .guard import one_line
-
-LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
-
-
-def check_work_dir(work_dir: str) -> None:
-    try:
-        os.makedirs(work_dir, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=work_dir, prefix='.write-test-'):
-            pass
-    except OSError as e:
-        raise PreflightError(f'work dir {work_dir} is not writable ({e.strerror or e}); pass --work-dir '
-                             f'with a directory you can write to') from e
-
-
-def check_batch_sizes(cfg) -> None:
-    for key in LOADERS:
-        loader = cfg.get(key)
-        if not isinstance(loader, dict) or 'batch_size' not in loader:
-            continue
-        bs = loader['batch_size']
-        if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1:
-            raise PreflightError(f'{key}.batch_size must be a positive integer, got {bs!r}')
-
-
-def _positive_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
-def check_loop_lengths(cfg) -> None:
-    """Loop lengths and intervals: positive integers (mmengine would run zero epochs, or divide by zero)."""
-    for loop in ('train_cfg',):
-        spec = cfg.get(loop)
-        if not isinstance(spec, dict):
-            continue
-        for key in ('max_epochs', 'max_iters', 'val_interval', 'val_begin'):
-            if key in spec and spec[key] is not None and not _positive_int(spec[key]) \
-                    and not (key == 'val_begin' and spec[key] == 0):
-                raise PreflightError(f'{loop}.{key} must be a positive integer, got {spec[key]!r}')
-    for name, hook in (cfg.get('default_hooks') or {}).items():
-        if isinstance(hook, dict) and 'interval' in hook and not _positive_int(hook['interval']) \
-                and hook['interval'] != -1:
-            raise PreflightError(f'default_hooks.{name}.interval must be a positive integer, got {hook["interval"]!r}')
+from .valid_values import check_values
 
 
 def check_config(cfg) -> None:
-    """Static checks of the resolved config (before the Runner creates the work dir)."""
-    check_batch_sizes(cfg)
-    check_loop_lengths(cfg)
-    check_work_dir(cfg.work_dir)
+    """Static checks of the resolved config (before the Runner creates the work dir): every value in range
+    and every relation between values (engine.valid_values)."""
+    check_values(cfg)
 
 
 def head_class_counts(model_cfg, path='model') -> list[tuple[str, int]]:

@@ -35,7 +35,6 @@ import os
 import os.path as osp
 import re
 import socket
-import tempfile
 import time
 from contextlib import contextmanager
 from functools import partial
@@ -52,11 +51,13 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
 from backbones.checkpoint import check_model_fits, load_training_state, load_weights_file, one_line_reason
+import safe_write
 from user_errors import USER_ERRORS, CheckpointError, ConfigError, PreflightError
 
 from .determinism import EpochWorkerSeed, PositionSeedHook
 from .guard import one_line
 from .preflight import PreflightHook, check_config
+from .run_inputs import check_run_outputs
 
 LOCK_NAME = 'train.lock'
 _PRELOADED: dict = {}  # load_from -> checkpoint read by from_cfg, checked against the model in __init__
@@ -73,19 +74,10 @@ def _same_dir(a: str, b: str) -> bool:
 
 def write_last_checkpoint(work_dir: str, checkpoint: str) -> None:
     """``work_dir/last_checkpoint`` names ``checkpoint`` relative to the work dir (so a copied or moved
-    work dir resumes from its own files), written atomically."""
+    work dir resumes from its own files), through the writing layer."""
     name = osp.relpath(checkpoint, work_dir) if _same_dir(osp.dirname(osp.abspath(checkpoint)), work_dir) \
         else osp.abspath(checkpoint)
-    fd, tmp = tempfile.mkstemp(dir=work_dir, prefix='.last_checkpoint.')
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600
-    try:
-        with os.fdopen(fd, 'w') as f:
-            f.write(name)
-        os.replace(tmp, osp.join(work_dir, 'last_checkpoint'))
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    safe_write.write_text(osp.join(work_dir, 'last_checkpoint'), name, what='last_checkpoint')
 
 
 def read_last_checkpoint(work_dir: str, logger=None) -> str | None:
@@ -165,53 +157,31 @@ class WorkDirLock:
         except (OSError, ValueError):
             return None
 
-    def _create(self, tmp: str) -> None:
-        try:
-            os.link(tmp, self.path)  # atomic, and the lock file is complete when it appears
-        except FileExistsError:
-            raise
-        except OSError:  # a filesystem without hard links: exclusive create, then write
-            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            with os.fdopen(fd, 'w') as f:
-                json.dump(self.info, f)
-
     def acquire(self) -> None:
-        os.makedirs(self.work_dir, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.work_dir, prefix='.train.lock.')
-        with os.fdopen(fd, 'w') as f:
-            json.dump(self.info, f)
-        try:
-            for _ in range(10):
-                try:
-                    self._create(tmp)
-                    self.held = True
-                    return
-                except FileExistsError:
-                    pass
-                other = self._read()
-                if other is not None and _alive(other):
-                    raise PreflightError(
-                        f'work dir {self.work_dir} is in use by a running training (pid {other.get("pid")} on host '
-                        f'{other.get("host")}, since {other.get("since")}); wait for it to finish or pass another '
-                        f'--work-dir (remove {self.path} only if that run is gone)')
-                stale = f'{self.path}.stale.{os.getpid()}'
-                try:
-                    os.rename(self.path, stale)  # only one of several takers wins this rename
-                except FileNotFoundError:
-                    continue
-                os.remove(stale)
-                if self.logger:
-                    what = (f'pid {other.get("pid")} on host {other.get("host")}, since {other.get("since")}'
-                            if other else 'unreadable')
-                    self.logger.warning(f'took over the stale lock {self.path} ({what}): that run is gone '
-                                        '(killed or crashed)')
-            raise PreflightError(f'could not take the lock {self.path}: other processes keep replacing it')
-        finally:
-            os.remove(tmp)
+        safe_write.check_output(self.path, 'lock file')
+        for _ in range(10):
+            if safe_write.create_new(self.path, json.dumps(self.info), 'lock file'):
+                self.held = True
+                return
+            other = self._read()
+            if other is not None and _alive(other):
+                raise PreflightError(
+                    f'work dir {self.work_dir} is in use by a running training (pid {other.get("pid")} on host '
+                    f'{other.get("host")}, since {other.get("since")}); wait for it to finish or pass another '
+                    f'--work-dir (remove {self.path} only if that run is gone)')
+            if not safe_write.remove(self.path) and osp.lexists(self.path):
+                raise PreflightError(f'{self.path} is not a lock this project wrote (or it was changed); remove it '
+                                     'yourself if no training is running in this work dir')
+            if self.logger:
+                what = (f'pid {other.get("pid")} on host {other.get("host")}, since {other.get("since")}'
+                        if other else 'unreadable')
+                self.logger.warning(f'took over the stale lock {self.path} ({what}): that run is gone '
+                                    '(killed or crashed)')
+        raise PreflightError(f'could not take the lock {self.path}: other processes keep replacing it')
 
     def release(self) -> None:
         if self.held and (self._read() or {}).get('pid') == os.getpid():
-            os.remove(self.path)
+            safe_write.remove(self.path)
         self.held = False
 
 
@@ -262,8 +232,8 @@ class BagCheckpointHook(CheckpointHook):
         if not self._own(path):
             runner.logger.warning(f'not deleting {path}: it is outside this run\'s directory {self.out_dir}')
             return
-        if osp.isfile(path):
-            os.remove(path)
+        if osp.lexists(path) and not safe_write.remove(path):
+            runner.logger.warning(f'not deleting {path}: it was not written by this project, or was changed since')
 
     @contextmanager
     def _deferred_removals(self, runner):
@@ -324,6 +294,7 @@ class BagRunner(Runner):
             path = cfg.load_from
             _PRELOADED[path] = load_training_state(path) if cfg.get('resume') else load_weights_file(path)
         check_config(cfg)
+        check_run_outputs(cfg)
         if (cfg.get('randomness') or {}).get('deterministic') and cfg.get('train_dataloader'):
             cfg.train_dataloader.persistent_workers = False  # see engine.determinism
         try:
@@ -363,9 +334,14 @@ class BagRunner(Runner):
         super().register_hook(hook, priority)
 
     def dump_config(self) -> None:
-        """Deferred from ``__init__`` until the work dir is known to be this run's (lock held)."""
-        if self._config_dumped:
-            super().dump_config()
+        """Deferred from ``__init__`` until the work dir is known to be this run's (lock held); written through
+        the writing layer (mmengine's own dump would replace any file of that name)."""
+        if self._config_dumped and is_main_process():
+            name = osp.basename(self.cfg.filename) if self.cfg.filename else f'{self.timestamp}.py'
+            path = osp.join(self.work_dir, name)
+            if self.cfg.filename and osp.realpath(path) == osp.realpath(self.cfg.filename):
+                return  # run from its own copy in this work dir: the copy is there
+            safe_write.write_with(path, self.cfg.dump, what='config copy')
 
     def _dump_config_now(self) -> None:
         self._config_dumped = True
@@ -405,10 +381,12 @@ class BagRunner(Runner):
     def train(self):
         lock = WorkDirLock(self.work_dir, self.logger) if is_main_process() else None
         if lock:
+            # files a killed run was writing (their pid is gone; a live run's are left alone)
+            for name in safe_write.remove_stale_temps(self.work_dir):
+                self.logger.info(f'removed {name}: a file whose writing was interrupted (a killed run)')
+            safe_write.check_output(osp.join(self.work_dir, 'last_checkpoint'), 'last_checkpoint')
             lock.acquire()
         try:
-            if lock:
-                self._remove_stale_parts()
             self._dump_config_now()
             return super().train()
         finally:
@@ -423,13 +401,6 @@ class BagRunner(Runner):
         self._dump_config_now()
         return super().test()
 
-    def _remove_stale_parts(self) -> None:
-        """``*.pth.part`` files of a run that was killed while saving (this run holds the lock)."""
-        for name in sorted(os.listdir(self.work_dir)):
-            if name.endswith('.pth.part'):
-                os.remove(osp.join(self.work_dir, name))
-                self.logger.info(f'removed {name}: a checkpoint whose writing was interrupted')
-
     # -- checkpoints --------------------------------------------------------------------------
     def _teacher_reference(self) -> dict | None:
         model = self.model.module if is_model_wrapper(self.model) else self.model
@@ -441,19 +412,21 @@ class BagRunner(Runner):
         teacher = self._teacher_reference()
         if teacher:
             meta['teacher'] = dict(teacher)
-        part = osp.join(out_dir, f'{filename}.part')
+        if not is_main_process():  # mmengine saves on the main process only
+            return super().save_checkpoint(out_dir, filename, file_client_args, save_optimizer,
+                                           save_param_scheduler, meta, by_epoch, backend_args)
+        path = osp.join(out_dir, filename)
+
+        def save(tmp):
+            super(BagRunner, self).save_checkpoint(out_dir, osp.basename(tmp), file_client_args, save_optimizer,
+                                                   save_param_scheduler, meta, by_epoch, backend_args)
         try:
-            super().save_checkpoint(out_dir, f'{filename}.part', file_client_args, save_optimizer,
-                                    save_param_scheduler, meta, by_epoch, backend_args)
-            if is_main_process():
-                os.replace(part, osp.join(out_dir, filename))
+            safe_write.write_with(path, save, what='checkpoint')
         except (OSError, RuntimeError) as e:
-            if is_main_process() and osp.exists(part):
-                os.remove(part)
             last = read_last_checkpoint(self.work_dir) if osp.isfile(osp.join(self.work_dir, 'last_checkpoint')) \
                 else None
             kept = f'the last complete checkpoint {last} is intact; ' if last else ''
-            raise CheckpointError(f'could not write checkpoint {osp.join(out_dir, filename)} '
+            raise CheckpointError(f'could not write checkpoint {path} '
                                   f'({one_line_reason(e)}); {kept}free disk space, then --resume') from e
 
     def resume(self, filename, resume_optimizer=True, resume_param_scheduler=True, map_location='default'):

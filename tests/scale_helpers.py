@@ -47,7 +47,7 @@ class KillInSave(Hook):
         put, name = LocalBackend.put, self.name
 
         def put_then_die(backend, obj, filepath):
-            if osp.basename(str(filepath)).startswith(name):
+            if osp.basename(str(filepath)).endswith(name):  # the writing layer's temporary file for it
                 with open(filepath, 'wb') as f:
                     f.write(obj[:len(obj) // 2])
                     f.flush()
@@ -149,10 +149,11 @@ def logged_scalars(work_dir: str) -> list[dict]:
 
 
 def checkpoint_files(work_dir: str) -> list[str]:
-    """Anything a later --resume could pick up: *.pth (also partial) and last_checkpoint."""
+    """Anything a later --resume could pick up: *.pth (a partial one too: the writing layer's temporary file of
+    a checkpoint ends in .pth) and last_checkpoint."""
     if not osp.isdir(work_dir):
         return []
-    return sorted(f for f in os.listdir(work_dir) if f.endswith(('.pth', '.part')) or f == 'last_checkpoint')
+    return sorted(f for f in os.listdir(work_dir) if f.endswith('.pth') or f == 'last_checkpoint')
 
 
 def det_config(path: str, data_root: str, *, batch: int, iters: int, ckpt_every: int, accumulate: int = 1,

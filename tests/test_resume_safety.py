@@ -10,6 +10,7 @@ import shutil
 
 import torch
 
+import safe_write
 from backbones.checkpoint import load_training_state
 from cls_helpers import make_shapes_imagenet
 from scale_helpers import MEAN, STD, checkpoint_files, cls_config, run_tool, state_dict
@@ -35,14 +36,16 @@ def test_sigkill_while_saving_then_resume_continues_from_the_last_complete_check
     run_tool('pretrain', full, '--work-dir', str(tmp_path / 'full'))
     work = tmp_path / 'work'
     proc = run_tool('pretrain', killed, '--work-dir', str(work), check=False)
-    assert proc.returncode == -9, proc.stderr[-3000:]  # killed while epoch_2.pth.part was half written
-    assert checkpoint_files(str(work)) == ['epoch_1.pth', 'epoch_2.pth.part', 'last_checkpoint']
+    assert proc.returncode == -9, proc.stderr[-3000:]  # killed while epoch_2.pth's temporary file was half written
+    files = checkpoint_files(str(work))
+    assert files[0].startswith(safe_write.TMP_PREFIX) and files[0].endswith('.epoch_2.pth')
+    assert files[1:] == ['epoch_1.pth', 'last_checkpoint']
     assert (work / 'last_checkpoint').read_text() == 'epoch_1.pth'  # relative to the work dir
     assert load_training_state(str(work / 'epoch_1.pth'))['meta']['epoch'] == 1  # complete: not deleted first
     assert (work / 'train.lock').is_file()  # the killed run's lock
 
     proc = run_tool('pretrain', full, '--work-dir', str(work), '--resume')
-    assert 'took over the stale lock' in proc.stdout and 'removed epoch_2.pth.part' in proc.stdout
+    assert 'took over the stale lock' in proc.stdout and f'removed {files[0]}' in proc.stdout
     assert 'resuming from the latest checkpoint' in proc.stdout and 'epoch_1.pth' in proc.stdout
     assert checkpoint_files(str(work)) == ['epoch_3.pth', 'last_checkpoint']  # max_keep_ckpts=1 still holds
     assert not (work / 'train.lock').exists()
