@@ -6,6 +6,7 @@ import inspect
 from mmengine.config import Config
 
 from backbones.registry import MODELS
+from device_caps import amp_choice, describe
 
 from .schedules import scaled_lr
 from .transforms import photometric_summary
@@ -55,6 +56,17 @@ def _input(cfg: Config) -> str:
     return ', '.join(parts)
 
 
+def _mixed_precision(optim_wrapper) -> str:
+    """What the optimizer wrapper trains in on this machine, and why (device_caps' rule, as engine.amp)."""
+    kind = optim_wrapper.get('type', 'OptimWrapper')
+    if kind == 'MixedPrecisionOptimWrapper':
+        dtype, reason = amp_choice(optim_wrapper.get('amp_dtype', 'auto'))
+        return f"{'off' if dtype == 'fp32' else 'on'}: {describe(dtype)} ({reason}; {kind})"
+    if kind == 'AmpOptimWrapper':
+        return f"on: {optim_wrapper.get('dtype') or 'float16'} autocast + loss scaling ({kind})"
+    return f'off ({kind})'
+
+
 def _schedule(cfg: Config) -> tuple[str, str]:
     warmup, decay = 'off', 'constant'
     for s in cfg.param_scheduler:
@@ -94,8 +106,7 @@ def trick_table(cfg: Config, world_size: int) -> list[tuple[str, str]]:
         ('init', _init(backbone)),
         ('zero gamma', _zero_gamma(backbone)),
         ('no bias decay', on[paramwise.get('bias_decay_mult') == 0 and paramwise.get('norm_decay_mult') == 0]),
-        ('mixed precision', on[cfg.optim_wrapper.type in ('MixedPrecisionOptimWrapper', 'AmpOptimWrapper')]
-         + f' ({cfg.optim_wrapper.type})'),
+        ('mixed precision', _mixed_precision(cfg.optim_wrapper)),
         ('channels-last', on[bool(backbone.get('channels_last', False))] + ' (memory format of the convolutions)'),
         ('classifier dropout', f"p {model.get('dropout')}" if model.get('dropout') else 'off'),
         ('label smoothing', f"eps {model.get('label_smoothing', 0.0)}" if model.get('label_smoothing') else 'off'),

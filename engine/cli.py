@@ -40,7 +40,9 @@ def add_train_args(parser: argparse.ArgumentParser, pretrained: bool = False) ->
     parser.add_argument('--resume', nargs='?', const='auto', default=None, metavar='FILE',
                         help='resume from FILE, or from the latest checkpoint in the work dir if no FILE')
     parser.add_argument('--amp', action='store_true',
-                        help='mixed precision: fp16 + loss scaling on CUDA, bf16 autocast on CPU')
+                        help='mixed precision chosen by the device (MixedPrecisionOptimWrapper, amp_dtype auto unless '
+                             'the config sets it): fp16 + loss scaling on CUDA; on a CPU bf16 autocast where it has '
+                             'bf16 instructions, else fp32; the choice and its reason are logged')
     _add_run_args(parser)
     if pretrained:
         parser.add_argument('--pretrained', metavar='FILE',
@@ -93,7 +95,7 @@ def build_config(args: argparse.Namespace) -> Config:
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         'work_dirs', osp.splitext(osp.basename(args.config))[0])
     if getattr(args, 'amp', False):  # the test tools have no --amp, no --resume
-        cfg.optim_wrapper.type = 'MixedPrecisionOptimWrapper'
+        cfg.optim_wrapper.type = 'MixedPrecisionOptimWrapper'  # amp_dtype: the config's, else 'auto'
     resume = getattr(args, 'resume', None)
     if resume == 'auto':
         cfg.resume, cfg.load_from = True, None

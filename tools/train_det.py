@@ -33,8 +33,10 @@ def build_runner(argv=None) -> Runner:
     args = parse_args(argv)
     cfg = build_config(args)
     set_eval_mode(cfg, args.eval_mode)
-    if cfg.optim_wrapper.get('type') == 'MixedPrecisionOptimWrapper' and not torch.cuda.is_available():
-        # bf16 autocast reaches the RPN's proposals, and mmcv's CPU nms / RoIAlign take float32 only
+    if cfg.optim_wrapper.get('type') == 'MixedPrecisionOptimWrapper' and not torch.cuda.is_available() \
+            and cfg.optim_wrapper.get('amp_dtype', 'auto') != 'fp32':
+        # autocast reaches the RPN's proposals, and mmcv's CPU nms / RoIAlign take float32 only. amp_dtype auto
+        # is refused on every CPU, also where it would pick fp32, so one command does not run here and fail there
         raise ConfigError('--amp on CPU: mmcv\'s CPU nms and RoIAlign take float32 only (bf16 autocast would reach '
                           'them); train the detector without --amp on a CPU (fp16 AMP on CUDA is supported)')
     runner = runner_from_cfg(cfg)
