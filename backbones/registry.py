@@ -5,11 +5,8 @@ backbones as ``type='bagtricks.BagResNet'`` once this package is imported (``cus
 """
 from __future__ import annotations
 
-from types import FrameType
-
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import DefaultScope, Registry
-from mmengine.registry.build_functions import build_from_cfg
 
 
 def own_scope(build_func):
@@ -25,26 +22,6 @@ def own_scope(build_func):
     return build
 
 
-def building_scope(frame: FrameType | None, depth: int = 4) -> str | None:
-    """Scope of the registry whose ``build_from_cfg`` is constructing an object, else None.
-
-    ``frame`` is the caller of the object's ``__init__``; a few ``__init__`` frames of subclasses are
-    skipped. A backbone uses it to take the defaults of the toolbox that builds it: mmdet's registry
-    builds a detector's backbone, mmseg's a segmentor's (mmengine's current default scope cannot tell,
-    since a Runner leaves its own behind for the rest of the process). Direct construction: None.
-    """
-    for _ in range(depth):
-        if frame is None:
-            return None
-        if frame.f_code is build_from_cfg.__code__:
-            registry = frame.f_locals.get('registry')
-            return getattr(registry, 'scope', None)
-        if frame.f_code.co_name != '__init__':
-            return None
-        frame = frame.f_back
-    return None
-
-
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope='bagtricks', build_func=own_scope(MMENGINE_MODELS.build_func))
 
-__all__ = ['MODELS', 'building_scope', 'own_scope']
+__all__ = ['MODELS', 'own_scope']

@@ -11,7 +11,6 @@ The keyword arguments are those of mmdet/mmseg/mmpretrain's ResNet, so their con
 """
 from __future__ import annotations
 
-import sys
 from typing import Sequence
 
 import torch
@@ -22,7 +21,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from .base import BackboneBase
-from .registry import MODELS, building_scope
+from .registry import MODELS
 
 RESNET_VARIANTS = ('A', 'B', 'C', 'D')  # Figure 2 of the paper: stem and downsampling
 PLUGIN_POSITIONS = ('after_conv1', 'after_conv2', 'after_conv3')
@@ -194,16 +193,14 @@ def resolve_variant(variant, deep_stem, avg_down, style, default: str) -> str:
 class BagResNet(BackboneBase):
     """ResNet-A/B/C/D, depth 18-152, returning the feature maps of ``out_indices`` as a tuple.
 
-    Takes the keyword arguments of mmdet's, mmseg's and mmpretrain's ``ResNet`` (so a stock config swaps
-    only ``type``, plus ``variant`` where the config used ``ResNetV1c``/``ResNetV1d``), with the same
-    meaning and the same state-dict keys for DCN offsets and plugins.
+    Takes the keyword arguments of mmdet's, mmseg's and mmpretrain's ``ResNet`` with the same meaning and
+    the same state-dict keys for DCN offsets and plugins, so a stock config swaps ``type`` and states whose
+    defaults fill what it omits: ``dict(type='bagtricks.BagResNet', defaults='mmdet')`` (plus ``variant``
+    where the config used ``ResNetV1c``/``ResNetV1d``).
 
-    Defaults. An argument a config omits takes the default of the toolbox building the backbone:
-    the scope of the mmengine registry that constructs it (``mmdet.registry.MODELS`` for a detector's
-    backbone, mmseg's for a segmentor's, our ``bagtricks`` registry for the classifier), or
-    ``defaults=...`` when given; a backbone constructed directly in Python takes the project's
-    defaults. The registry is read, not mmengine's current default scope, because a Runner leaves its
-    scope behind for the rest of the process. They differ in:
+    Defaults. An argument a config omits takes the default of the toolbox named by ``defaults``
+    ('bagtricks' when not given, wherever the backbone is built: what a config builds is visible in
+    the config). They differ in:
 
     ========================  ===========  ===========  ===========  ==========
     argument                  bagtricks    mmdet        mmseg        mmpretrain
@@ -262,8 +259,8 @@ class BagResNet(BackboneBase):
             stored so and the input is converted on entry. The returned feature maps are plain
             contiguous NCHW, because some consumers index memory as NCHW (mmcv's CPU RoIAlign gives
             wrong values on a channels-last input). Same numbers up to float rounding.
-        defaults: whose defaults fill omitted arguments ('bagtricks', 'mmdet', 'mmseg',
-            'mmpretrain'); None: the building registry's scope, as above.
+        defaults: whose defaults fill omitted arguments: 'bagtricks' (the default), 'mmdet', 'mmseg',
+            'mmpretrain' (table above).
     """
 
     def __init__(self,
@@ -296,11 +293,10 @@ class BagResNet(BackboneBase):
                  deep_stem: bool | None = None,
                  avg_down: bool | None = None,
                  channels_last: bool = False,
-                 defaults: str | None = None):
-        scope = defaults or building_scope(sys._getframe(1))
-        if defaults is not None and defaults not in TOOLBOX_DEFAULTS:
+                 defaults: str = 'bagtricks'):
+        if defaults not in TOOLBOX_DEFAULTS:
             raise ValueError(f'defaults must be one of {sorted(TOOLBOX_DEFAULTS)}, got {defaults!r}')
-        dflt = TOOLBOX_DEFAULTS.get(scope, TOOLBOX_DEFAULTS['bagtricks'])
+        dflt = TOOLBOX_DEFAULTS[defaults]
         if pretrained is not None:
             if not isinstance(pretrained, str):
                 raise TypeError(f'pretrained must be a str (a path or URL) or None, got {type(pretrained).__name__}')
@@ -350,7 +346,7 @@ class BagResNet(BackboneBase):
             raise ValueError(f'multi_grid {tuple(multi_grid)} needs one dilation per block of the last stage '
                              f'({layers[num_stages - 1]} blocks)')
         self.depth, self.variant = depth, variant
-        self.defaults = scope if scope in TOOLBOX_DEFAULTS else 'bagtricks'
+        self.defaults = defaults
         self.style = 'caffe' if variant == 'A' else 'pytorch'
         self.deep_stem, self.avg_down = variant in 'CD', variant == 'D'
         self.stem_channels, self.base_channels = stem_channels, base_channels

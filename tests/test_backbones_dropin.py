@@ -147,7 +147,8 @@ def test_stock_mmdet_config_with_only_the_type_swapped(config, hub):
     cfg = get_config(f'mmdet::{config}')
     assert cfg.model.backbone.type == 'ResNet' and cfg.model.backbone.init_cfg.checkpoint == 'torchvision://resnet50'
     ours_cfg = copy.deepcopy(cfg.model)
-    ours_cfg.backbone.type = 'bagtricks.BagResNet'  # nothing else: style='pytorch' means variant B
+    ours_cfg.backbone.type = 'bagtricks.BagResNet'  # and whose defaults: style='pytorch' means variant B
+    ours_cfg.backbone.defaults = 'mmdet'
     torch.manual_seed(0)
     stock = _build(MODELS, 'mmdet', cfg.model)
     with mm_log() as log:
@@ -189,6 +190,7 @@ def test_stock_mmseg_config_with_type_and_variant_swapped(config, hub):
     assert cfg.model.pretrained == 'open-mmlab://resnet50_v1c' and cfg.model.backbone.type == 'ResNetV1c'
     ours_cfg = copy.deepcopy(cfg.model)
     ours_cfg.backbone.type = 'bagtricks.BagResNet'
+    ours_cfg.backbone.defaults = 'mmseg'
     ours_cfg.backbone.variant = 'C'  # ResNetV1c
     torch.manual_seed(0)
     stock = _build(MODELS, 'mmseg', cfg.model)
@@ -222,6 +224,7 @@ def test_faster_rcnn_trains_exactly_as_the_stock_model(hub):
     cfg = get_config('mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
     ours_cfg = copy.deepcopy(cfg.model)
     ours_cfg.backbone.type = 'bagtricks.BagResNet'
+    ours_cfg.backbone.defaults = 'mmdet'
     stock, ours = _build(MODELS, 'mmdet', cfg.model), _build(MODELS, 'mmdet', ours_cfg)
     _copy_heads(stock, ours)
     h, w = 96, 128

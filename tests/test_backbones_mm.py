@@ -7,9 +7,9 @@ from mmengine.optim import OptimWrapper
 import backbones  # noqa: F401  registers bagtricks.BagResNet
 
 
-def _swap_backbone(cfg, **kw):
+def _swap_backbone(cfg, defaults, **kw):
     keep = {k: v for k, v in cfg.model.backbone.items() if k not in ('type', 'init_cfg')}
-    cfg.model.backbone = dict(keep, type='bagtricks.BagResNet', variant='D', depth=50, **kw)
+    cfg.model.backbone = dict(keep, type='bagtricks.BagResNet', defaults=defaults, variant='D', depth=50, **kw)
     return cfg
 
 
@@ -29,7 +29,7 @@ def test_faster_rcnn_from_mmdet_config_with_resnet_d50():
     from mmdet.utils import register_all_modules
     from mmengine.structures import InstanceData
     register_all_modules(init_default_scope=False)
-    cfg = _swap_backbone(get_config('mmdet::pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py'))
+    cfg = _swap_backbone(get_config('mmdet::pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py'), 'mmdet')
     assert cfg.model.backbone.style == 'pytorch' and cfg.model.backbone.frozen_stages == 1
     with DefaultScope.overwrite_default_scope('mmdet'):  # only here: later tests build in other scopes
         model = MODELS.build(cfg.model)
@@ -59,7 +59,7 @@ def test_fcn_d8_from_mmseg_config_with_resnet_d50():
     cfg.model.pretrained = None
     cfg.norm_cfg = cfg.model.backbone.norm_cfg = dict(type='BN', requires_grad=True)  # SyncBN needs a process group
     cfg.model.decode_head.norm_cfg = cfg.model.auxiliary_head.norm_cfg = cfg.norm_cfg
-    cfg = _swap_backbone(cfg)
+    cfg = _swap_backbone(cfg, 'mmseg')
     assert tuple(cfg.model.backbone.dilations) == (1, 1, 2, 4) and tuple(cfg.model.backbone.strides) == (1, 2, 1, 1)
     with DefaultScope.overwrite_default_scope('mmseg'):
         model = MODELS.build(cfg.model)

@@ -116,15 +116,18 @@ def test_bottleneck_style_places_the_stride():
 
 
 def test_each_toolbox_defaults_where_the_config_omits_a_value():
-    """mmdet's registry builds with mmdet's ResNet defaults, mmseg's with mmseg's; ours and direct
-    construction with the project's. The registry decides, not a leftover default scope."""
+    """``defaults='mmdet'`` fills omitted arguments with mmdet's ResNet defaults, 'mmseg' with mmseg's; without
+    it, the project's, whichever registry builds it and whatever default scope a Runner left behind."""
     from mmdet.registry import MODELS as DET
     from mmengine.registry import DefaultScope
     from mmseg.registry import MODELS as SEG
 
     from backbones import MODELS as OURS
     cfg = dict(type='bagtricks.BagResNet', depth=18, base_channels=8)
-    det, seg, ours = DET.build(dict(cfg)), SEG.build(dict(cfg)), OURS.build(dict(cfg, type='BagResNet'))
+    det, seg = DET.build(dict(cfg, defaults='mmdet')), SEG.build(dict(cfg, defaults='mmseg'))
+    ours = OURS.build(dict(cfg, type='BagResNet'))
+    for unstated in (DET.build(dict(cfg)), SEG.build(dict(cfg))):  # no hidden choice by the building registry
+        assert (unstated.defaults, unstated.variant, unstated.zero_gamma) == ('bagtricks', 'D', False)
     assert (det.defaults, det.variant, det.norm_eval, det.zero_gamma, det.stem_channels) == ('mmdet', 'B', True, True, 8)
     assert (seg.defaults, seg.variant, seg.norm_eval, seg.zero_gamma, seg.stem_channels) == ('mmseg', 'B', False, True, 64)
     assert (ours.defaults, ours.variant, ours.norm_eval, ours.zero_gamma, ours.stem_channels) == \

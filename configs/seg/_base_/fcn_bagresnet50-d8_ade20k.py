@@ -17,6 +17,7 @@ model = dict(
     backbone=dict(
         _delete_=True,
         type='bagtricks.BagResNet',
+        defaults='mmseg',  # what mmseg's ResNet does where this config is silent
         depth=50,
         variant='D',
         num_stages=4,
