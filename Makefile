@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export BAGTRICKS_CACHE ?= $(HOME)/.cache/bagtricks
 
-.PHONY: setup test demo grid figures bench bench-e2e bench-data clean-venv data-packages
+.PHONY: setup test demo grid figures bench bench-e2e bench-data gpu-check clean-venv data-packages
 
 # Re-runs only when the installer or the project's dependencies change; the mmcv wheel is cached
 # in $(BAGTRICKS_CACHE). MMCV_WHEEL=path/to/mmcv-2.1.0-*.whl installs a prebuilt one (e.g. CUDA).
@@ -58,6 +58,11 @@ bench-e2e: setup data-packages
 # Input pipeline per core: worker side and whole pipeline vs stock torchvision v2, interleaved (about 1 min).
 bench-data: setup data-packages
 	$(PY) tools/benchmark_data.py $(BENCH_ARGS)
+
+# First GPU machine, one command, <= 8 min: results/gpu_check.json + README's gpu-check section (no CUDA: plumbing dry run, exit 0).
+GPU_PY ?= $(if $(wildcard $(PY)),$(PY),python3)
+gpu-check:
+	$(GPU_PY) tools/gpu_check.py $(GPU_CHECK_ARGS)
 
 test: setup data-packages
 	$(PY) -m pytest -q tests
