@@ -217,6 +217,11 @@ def cuda_figures(args, files) -> dict:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     import torch
+
+    from device_caps import capability_line
+    print(capability_line('cpu'), flush=True)  # first line: the CPU the per-core figures hold for
+    if args.device == 'cuda' and torch.cuda.is_available():
+        print(capability_line('cuda'), flush=True)
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         root = args.data

@@ -7,8 +7,10 @@ Both sides train the config's classifier (ResNet-50-D by default) on the same Im
 real-photo JPEGs (experiments/photos.py: labelme-examples photos at 400-500 px; or ``--data``), with the
 same recipe: the paper's augmentation (torchvision decode, RandomResizedCrop 224, flip, colour jitter
 0.4, PCA lighting, normalisation), the config's label smoothing and mixup, Nesterov SGD without bias
-decay, warmup + cosine per iteration, mixed precision (bf16 autocast on CPU, fp16 + loss scaling on
-CUDA), a DataLoader with the same batch size and workers.
+decay, warmup + cosine per iteration, the config's precision as this machine resolves it (both sides call
+``device_caps.amp_choice``: ``amp_dtype='auto'`` is fp16 + loss scaling on CUDA, bf16 autocast on a CPU with
+bf16 instructions, fp32 on other CPUs), a DataLoader with the same batch size and workers. The first line
+printed names the CPU model (or the GPU) and its bf16 capability.
 
 * the tool: ``tools/pretrain.py CONFIG`` as a user runs it, with only the data root, class count, batch
   size, workers, one epoch of ``--iters`` iterations and per-iteration logging overridden; its
@@ -114,8 +116,13 @@ def plain_loop(args) -> None:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: (i + 1) / warmup if i < warmup else
                                                   0.5 * (1 + math.cos(math.pi * (i - warmup) / (total - warmup))))
     eps, alpha = cfg.model.get('label_smoothing', 0.0), cfg.model.get('mixup_alpha', 0.0)
-    amp_dtype = torch.float16 if device == 'cuda' else torch.bfloat16
-    scaler = torch.amp.GradScaler(enabled=device == 'cuda')
+    # the precision the tool's optimizer wrapper picks for this config on this machine (engine/amp.py)
+    from device_caps import TORCH_DTYPES, amp_choice
+    wrapper = cfg.optim_wrapper
+    dtype = amp_choice(wrapper.get('amp_dtype', 'auto'), device)[0] \
+        if wrapper.get('type') == 'MixedPrecisionOptimWrapper' else 'fp32'
+    amp_dtype = TORCH_DTYPES[dtype]
+    scaler = torch.amp.GradScaler(device, enabled=dtype == 'fp16')
     beta = torch.distributions.Beta(alpha, alpha) if alpha > 0 else None
 
     times = []
@@ -129,7 +136,7 @@ def plain_loop(args) -> None:
             lam, perm = float(beta.sample()), torch.randperm(images.shape[0], device=device)
             images = lam * images + (1 - lam) * images[perm]
             targets = lam * targets + (1 - lam) * targets[perm]
-        with torch.autocast(device_type=device, dtype=amp_dtype):
+        with torch.autocast(device_type=device, dtype=amp_dtype, enabled=dtype != 'fp32'):
             logits = model.logits(images)
         loss = -(targets * F.log_softmax(logits.float(), dim=1)).sum(1).mean()
         optimizer.zero_grad(set_to_none=True)
@@ -199,11 +206,12 @@ def main(argv=None) -> list[dict]:
         plain_loop(args)
         return []
     import torch
-    from tools.benchmark_train import cpu_name
+
+    from device_caps import capability_line, device_name
+    print(capability_line(), flush=True)  # first line: the CPU model (or GPU), its bf16 capability, auto's pick
     tmp = tempfile.mkdtemp(prefix='bagtricks_e2e_')
     try:
-        return compare(args, tmp, torch.cuda.get_device_name() if torch.cuda.is_available() else cpu_name(),
-                       torch.__version__)
+        return compare(args, tmp, device_name(), torch.__version__)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -5,9 +5,12 @@
 Our model is the BagClassifier of configs/cls/resnet50d_efficient.py (ResNet-50-D, zero gamma, Xavier
 init, 1000 classes), trained by mmengine's own ``train_step`` with the optimizer wrapper the config
 builds (Nesterov SGD, no bias decay through paramwise_cfg): forward, loss, backward, SGD step. It runs
-in fp32, in mixed precision (the config's MixedPrecisionOptimWrapper: bf16 autocast on CPU, fp16 with
-loss scaling on CUDA), and both again with the backbone's channels-last switch (``channels_last``, on in
-the shipped configs); its SGD is fused as in the configs (``--no-fused``: torch's default). The reference
+in fp32 (a plain OptimWrapper), in mixed precision (the config's MixedPrecisionOptimWrapper forced to bf16
+autocast on CPU, fp16 with loss scaling on CUDA), and both again with the backbone's channels-last switch
+(``channels_last``, on in the shipped configs); its SGD is fused as in the configs (``--no-fused``: torch's
+default). The config's ``amp_dtype='auto'`` picks one of the two precisions by what the device computes
+natively (device_caps.amp_choice); the row the shipped config runs is marked, and the first line printed names
+the device and its bf16 / fp16 capability. The reference
 is a plain torchvision ``resnet50()`` fp32 step (cross entropy, the same SGD) in the same process. Each variant runs
 ``--warmup`` untimed iterations; then ``--iters`` rounds time one iteration of every variant in turn, so
 all variants see the same machine load (other jobs on a shared machine). img/s = batch / median
@@ -19,7 +22,6 @@ from __future__ import annotations
 import argparse
 import copy
 import os.path as osp
-import platform
 import statistics
 import sys
 import time
@@ -50,15 +52,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def cpu_name() -> str:
-    try:
-        with open('/proc/cpuinfo') as f:
-            names = [line.split(':', 1)[1].strip() for line in f if line.startswith('model name')]
-    except OSError:
-        names = []
-    return names[0] if names else (platform.processor() or platform.machine())
-
-
 def _sync(device: str) -> None:
     if device == 'cuda':
         torch.cuda.synchronize()
@@ -77,7 +70,7 @@ def batch_of(args, channels_last: bool) -> tuple[torch.Tensor, torch.Tensor]:
     return (x.contiguous(memory_format=torch.channels_last) if channels_last else x), y
 
 
-def ours(args, mixed: bool, channels_last: bool):
+def ours(args, amp_dtype: str, channels_last: bool):
     """A training step of the config's BagClassifier through mmengine's train_step and optimizer wrapper."""
     from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
@@ -90,10 +83,13 @@ def ours(args, mixed: bool, channels_last: bool):
     optim_cfg = copy.deepcopy(cfg.optim_wrapper)
     optim_cfg.optimizer.fused = args.fused
     optim_cfg.optimizer.lr = 0.1 * args.batch / 256  # what auto_scale_lr gives one process
-    if not mixed:
-        optim_cfg.type = 'OptimWrapper'
-    elif optim_cfg.type != 'MixedPrecisionOptimWrapper':
+    if optim_cfg.type != 'MixedPrecisionOptimWrapper':
         raise ValueError(f'{CONFIG}: expected optim_wrapper.type MixedPrecisionOptimWrapper, got {optim_cfg.type}')
+    if amp_dtype == 'fp32':
+        optim_cfg.type = 'OptimWrapper'
+        optim_cfg.pop('amp_dtype', None)
+    else:
+        optim_cfg.amp_dtype = amp_dtype
     optim_wrapper = build_optim_wrapper(model, optim_cfg)
     x, y = batch_of(args, channels_last=False)  # NCHW, as a data loader delivers it; the backbone converts it
     return lambda: model.train_step(dict(inputs=x, data_samples=y), optim_wrapper)
@@ -117,18 +113,20 @@ def main(argv=None) -> list[tuple[str, float, float]]:
     args = parse_args(argv)
     from mmengine.logging import MMLogger
     MMLogger.get_instance('benchmark_train', log_level='WARNING')  # not the per-parameter paramwise_cfg lines
-    mp = 'fp16 AMP' if args.device == 'cuda' else 'bf16 autocast'
-    variants = [
-        ('torchvision resnet50, fp32', lambda: torchvision_reference(args)),
-        ('ResNet-50-D, fp32', lambda: ours(args, mixed=False, channels_last=False)),
-        (f'ResNet-50-D, {mp}', lambda: ours(args, mixed=True, channels_last=False)),
-        ('ResNet-50-D, fp32, channels-last', lambda: ours(args, mixed=False, channels_last=True)),
-        (f'ResNet-50-D, {mp}, channels-last', lambda: ours(args, mixed=True, channels_last=True)),
-    ]
-    device_name = torch.cuda.get_device_name() if args.device == 'cuda' else cpu_name()
+    from device_caps import amp_choice, capability_line
+    print(capability_line(args.device), flush=True)  # first line: the device, its bf16 capability, auto's pick
+    mixed = 'fp16' if args.device == 'cuda' else 'bf16'
+    auto, why = amp_choice('auto', args.device)
+    names = {'fp32': 'fp32', 'bf16': 'bf16 autocast', 'fp16': 'fp16 AMP'}
+
+    def label(dtype: str, cl: bool) -> str:
+        return (f'ResNet-50-D, {names[dtype]}' + (', channels-last' if cl else '')
+                + (' (as shipped: auto)' if dtype == auto and cl else ''))
+    variants = [('torchvision resnet50, fp32', lambda: torchvision_reference(args))]
+    variants += [(label(dtype, cl), lambda dtype=dtype, cl=cl: ours(args, amp_dtype=dtype, channels_last=cl))
+                 for cl in (False, True) for dtype in ('fp32', mixed)]
     print(f'training step, batch {args.batch} at {args.size}x{args.size}, {args.warmup} warmup iterations + {args.iters} '
-          f'timed rounds per variant; device {args.device} ({device_name}), torch {torch.__version__}, '
-          f'{torch.get_num_threads()} threads')
+          f'timed rounds per variant; torch {torch.__version__}, {torch.get_num_threads()} threads; auto: {why}')
     steps = [build() for _, build in variants]
     for step in steps:
         for _ in range(args.warmup):
