@@ -1,5 +1,5 @@
 """The user-error classes: a mistake in what the user gave (config, command line, weights, data) that
-the tools report as one ``error: ...`` line (engine.guard), not a traceback.
+the tools report as one ``error: ...`` line (tool_boundary), not a traceback.
 
 Standard library only, at the bottom of the import graph: a dataset or backbone module raises these
 without importing the engine package (and its Runner). Specific errors (``VOCLayoutError``,

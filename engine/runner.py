@@ -30,13 +30,9 @@
 from __future__ import annotations
 
 import copy
-import json
 import os
 import os.path as osp
 import re
-import socket
-import time
-from contextlib import contextmanager
 from functools import partial
 
 import torch
@@ -44,22 +40,24 @@ from mmengine.dataset.utils import worker_init_fn as mmengine_worker_init_fn
 from mmengine.dist import is_distributed, is_main_process
 from mmengine.hooks import CheckpointHook
 from mmengine.model import is_model_wrapper, revert_sync_batchnorm
-from mmengine.registry import HOOKS, MODEL_WRAPPERS, RUNNERS
+from mmengine.registry import MODEL_WRAPPERS, RUNNERS
 from mmengine.runner import Runner
 # mmengine private _load_checkpoint_to_model: no public API for loading an already-read checkpoint dict with
 # revise_keys (what Runner.load_checkpoint does after reading); checked against mmengine 0.10.7
 from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
-from backbones.checkpoint import check_model_fits, load_training_state, load_weights_file, one_line_reason
+from backbones.checkpoint import check_model_fits, one_line_reason
 import safe_write
-from user_errors import USER_ERRORS, CheckpointError, ConfigError, PreflightError
+from safe_read import load_training_state, load_weights_file
+from user_errors import USER_ERRORS, CheckpointError, ConfigError
 
+from .checkpoint_hook import BagCheckpointHook
 from .determinism import EpochWorkerSeed, PositionSeedHook
 from .guard import one_line
 from .preflight import PreflightHook, check_config
 from .run_inputs import check_run_outputs
+from .work_dir_lock import WorkDirLock
 
-LOCK_NAME = 'train.lock'
 _PRELOADED: dict = {}  # load_from -> checkpoint read by from_cfg, checked against the model in __init__
 _STEP_FILE = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
 
@@ -70,14 +68,6 @@ def _has_sync_bn(model: torch.nn.Module) -> bool:
 
 def _same_dir(a: str, b: str) -> bool:
     return osp.realpath(a) == osp.realpath(b)
-
-
-def write_last_checkpoint(work_dir: str, checkpoint: str) -> None:
-    """``work_dir/last_checkpoint`` names ``checkpoint`` relative to the work dir (so a copied or moved
-    work dir resumes from its own files), through the writing layer."""
-    name = osp.relpath(checkpoint, work_dir) if _same_dir(osp.dirname(osp.abspath(checkpoint)), work_dir) \
-        else osp.abspath(checkpoint)
-    safe_write.write_text(osp.join(work_dir, 'last_checkpoint'), name, what='last_checkpoint')
 
 
 def read_last_checkpoint(work_dir: str, logger=None) -> str | None:
@@ -111,174 +101,6 @@ def read_last_checkpoint(work_dir: str, logger=None) -> str | None:
     if logger:
         logger.warning(f'{path} names {name}, which does not exist; resuming from the newest checkpoint {fallback}')
     return fallback
-
-
-# -- work dir lock ------------------------------------------------------------------------------
-def _process_start(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (tells a reused pid from the process that wrote a lock)."""
-    try:
-        with open(f'/proc/{pid}/stat') as f:
-            return f.read().rsplit(')', 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def _alive(info: dict) -> bool:
-    if info.get('host') != socket.gethostname():
-        return True  # cannot look at another machine's processes: assume it runs
-    pid = info.get('pid')
-    if not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, another user's
-    start = info.get('start')
-    return start is None or _process_start(pid) in (None, start)
-
-
-class WorkDirLock:
-    """``work_dir/train.lock``: JSON with pid, host and start time of the training that holds the dir."""
-
-    def __init__(self, work_dir: str, logger=None):
-        self.path = osp.join(work_dir, LOCK_NAME)
-        self.work_dir, self.logger = work_dir, logger
-        self.info = dict(pid=os.getpid(), host=socket.gethostname(), start=_process_start(os.getpid()),
-                         since=time.strftime('%Y-%m-%d %H:%M:%S'))
-        self.held = False
-
-    def _read(self) -> dict | None:
-        try:
-            with open(self.path) as f:
-                info = json.load(f)
-            return info if isinstance(info, dict) else None
-        except (OSError, ValueError):
-            return None
-
-    def acquire(self) -> None:
-        safe_write.check_output(self.path, 'lock file')
-        for _ in range(10):
-            if safe_write.create_new(self.path, json.dumps(self.info), 'lock file'):
-                self.held = True
-                return
-            other = self._read()
-            if other is not None and _alive(other):
-                raise PreflightError(
-                    f'work dir {self.work_dir} is in use by a running training (pid {other.get("pid")} on host '
-                    f'{other.get("host")}, since {other.get("since")}); wait for it to finish or pass another '
-                    f'--work-dir (remove {self.path} only if that run is gone)')
-            if not safe_write.remove(self.path) and osp.lexists(self.path):
-                raise PreflightError(f'{self.path} is not a lock this project wrote (or it was changed); remove it '
-                                     'yourself if no training is running in this work dir')
-            if self.logger:
-                what = (f'pid {other.get("pid")} on host {other.get("host")}, since {other.get("since")}'
-                        if other else 'unreadable')
-                self.logger.warning(f'took over the stale lock {self.path} ({what}): that run is gone '
-                                    '(killed or crashed)')
-        raise PreflightError(f'could not take the lock {self.path}: other processes keep replacing it')
-
-    def release(self) -> None:
-        if self.held and (self._read() or {}).get('pid') == os.getpid():
-            safe_write.remove(self.path)
-        self.held = False
-
-
-# -- checkpoint rotation ------------------------------------------------------------------------
-class _DeferredRemoval:
-    """Stands in for a CheckpointHook's file backend: removals are recorded, not done."""
-
-    def __init__(self, backend):
-        self.backend, self.pending = backend, []
-
-    def remove(self, path):
-        self.pending.append(path)
-
-    rmtree = remove
-
-    def __getattr__(self, name):
-        return getattr(self.backend, name)
-
-
-@HOOKS.register_module()
-class BagCheckpointHook(CheckpointHook):
-    """mmengine's CheckpointHook with rotation that cannot lose the last complete checkpoint.
-
-    mmengine deletes the outdated checkpoint (and the previous best) *before* writing the new one, so
-    a kill while saving with ``max_keep_ckpts=1`` leaves nothing to resume. Here the order is: write
-    ``<name>.part``, rename, point ``last_checkpoint`` at it, then delete what is outdated, and only
-    files inside this hook's own directory.
-    """
-
-    def before_train(self, runner) -> None:
-        super().before_train(runner)
-        # a resumed message hub names the best checkpoint of the run it came from, maybe another dir
-        paths = ({'': self.best_ckpt_path} if len(getattr(self, 'key_indicators', [])) == 1
-                 else dict(getattr(self, 'best_ckpt_path_dict', {}) or {})) if self.save_best else {}
-        for key, path in paths.items():
-            if path and not self._own(path):
-                runner.logger.info(f'the resumed state names the best checkpoint {path} of another directory; '
-                                   'it is left alone')
-                if key:
-                    self.best_ckpt_path_dict[key] = None
-                else:
-                    self.best_ckpt_path = None
-
-    def _own(self, path: str) -> bool:
-        return _same_dir(osp.dirname(osp.abspath(path)), self.out_dir)
-
-    def _remove(self, runner, path: str) -> None:
-        if not self._own(path):
-            runner.logger.warning(f'not deleting {path}: it is outside this run\'s directory {self.out_dir}')
-            return
-        if osp.lexists(path) and not safe_write.remove(path):
-            runner.logger.warning(f'not deleting {path}: it was not written by this project, or was changed since')
-
-    @contextmanager
-    def _deferred_removals(self, runner):
-        real = self.file_backend
-        proxy = self.file_backend = _DeferredRemoval(real)
-        try:
-            yield
-        finally:
-            self.file_backend = real
-        if is_main_process():
-            for path in proxy.pending:
-                self._remove(runner, path)
-
-    def _save_best_checkpoint(self, runner, metrics) -> None:
-        with self._deferred_removals(runner):  # the previous best goes once the new best is written
-            super()._save_best_checkpoint(runner, metrics)
-
-    # mmengine private CheckpointHook._save_checkpoint_with_step / _save_best_checkpoint: no public API for the
-    # rotation order; checked against mmengine 0.10.7
-    def _save_checkpoint_with_step(self, runner, step, meta):
-        outdated = []
-        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step):
-            if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
-                outdated.append(self.keep_ckpt_ids.popleft())
-            self.keep_ckpt_ids.append(step)
-            runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
-        ckpt_filename = self.filename_tmpl.format(step)
-        self.last_ckpt = self.file_backend.join_path(self.out_dir, ckpt_filename)
-        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
-        runner.save_checkpoint(self.out_dir, ckpt_filename, self.file_client_args,
-                               save_optimizer=self.save_optimizer, save_param_scheduler=self.save_param_scheduler,
-                               meta=meta, by_epoch=self.by_epoch, backend_args=self.backend_args, **self.args)
-        if not is_main_process():
-            return
-        write_last_checkpoint(runner.work_dir, self.last_ckpt)
-        for old in outdated:  # only now: the new checkpoint is complete and named by last_checkpoint
-            if old != step:
-                self._remove(runner, self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(old)))
-
-
-def _is_mmengine_checkpoint_hook(hook) -> bool:
-    if isinstance(hook, dict):
-        kind = hook.get('type')
-        return kind is CheckpointHook or kind in ('CheckpointHook', 'mmengine.CheckpointHook')
-    return type(hook) is CheckpointHook
 
 
 @RUNNERS.register_module()  # configs name it (runner_type='BagRunner'), so mmdet's/mmseg's own tools use it
@@ -326,11 +148,13 @@ class BagRunner(Runner):
             raise ConfigError(f'the model config does not build: {one_line(e)}') from e
 
     def register_hook(self, hook, priority=None) -> None:
-        if _is_mmengine_checkpoint_hook(hook):  # the checkpoint policy: same arguments, safe rotation
-            if isinstance(hook, dict):
-                hook = dict(hook, type=BagCheckpointHook)
-            else:
-                hook.__class__ = BagCheckpointHook
+        """A checkpoint hook config of mmengine's type (a stock mmdet/mmseg ``default_runtime``) is built as
+        BagCheckpointHook, the same arguments with the safe rotation; the base configs name it themselves."""
+        if isinstance(hook, dict) and hook.get('type') in (CheckpointHook, 'CheckpointHook', 'mmengine.CheckpointHook'):
+            hook = dict(hook, type=BagCheckpointHook)
+        elif type(hook) is CheckpointHook:
+            raise ConfigError('an mmengine CheckpointHook object was given: pass a config dict (it is built as '
+                              'BagCheckpointHook) or a BagCheckpointHook, which never loses the last checkpoint')
         super().register_hook(hook, priority)
 
     def dump_config(self) -> None:

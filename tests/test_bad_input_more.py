@@ -170,7 +170,7 @@ def _live_lock(work):
     import json
     import socket
 
-    from engine.runner import _process_start
+    from engine.work_dir_lock import _process_start
     proc = subprocess.Popen(['sleep', '60'])
     os.makedirs(work, exist_ok=True)
     with open(osp.join(work, 'train.lock'), 'w') as f:
@@ -216,11 +216,11 @@ CASES = {
     'opt_bool_is_text': (lambda e, t: P(e, t, '--cfg-options', 'randomness.deterministic=maybe'),
                          r"randomness\.deterministic='maybe': expected a boolean"),
     'opt_zero_epochs': (lambda e, t: P(e, t, '--cfg-options', 'train_cfg.max_epochs=0'),
-                        r'train_cfg\.max_epochs must be a positive integer, got 0'),
+                        r'train_cfg\.max_epochs = 0: expected an integer >= 1'),
     'opt_zero_batch': (lambda e, t: P(e, t, '--cfg-options', 'train_dataloader.batch_size=0'),
-                       r'train_dataloader\.batch_size must be a positive integer, got 0'),
+                       r'train_dataloader\.batch_size = 0: expected an integer >= 1'),
     'opt_depth_19': (lambda e, t: P(e, t, '--cfg-options', 'model.backbone.depth=19'),
-                     r'model config does not build: .*depth must be one of \[18, 34, 50, 101, 152\], got 19'),
+                     r'model\.backbone\.depth = 19: expected one of 18, 34, 50, 101, 152'),
     'opt_variant_E': (lambda e, t: P(e, t, '--cfg-options', 'model.backbone.variant=E'),
                       r"model config does not build: .*variant must be one of .*got 'E'"),
     'opt_list_index': (lambda e, t: P(e, t, '--cfg-options', 'param_scheduler.7.gamma=0.1'),
@@ -316,7 +316,7 @@ CASES = {
                               r'grid results file .*r\.json is not JSON \(not UTF-8 text\)'),
     'grid_results_cell_without_metric': (
         lambda e, t: ('transfer_grid', ['--from-results', _write(t / 'r.json', json.dumps({'cells': [dict(
-            task='cls', metrics={}, per_class=None, provenance=dict(row='d_cosine', seed=0))]}))]),
+            task='cls', metrics={'top5': 90.0}, per_class=None, provenance=dict(row='d_cosine', seed=0))]}))]),
         r'r\.json, cell 0: expected a row of the grid .* with the cls metrics top1'),
 }
 

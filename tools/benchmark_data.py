@@ -43,25 +43,23 @@ import time
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
+from tool_boundary import ToolArgumentParser, int_range, run_tool  # noqa: E402  (the repository on the path first)
 MEAN = [123.68, 116.779, 103.939]
 STD = [58.393, 57.12, 57.375]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Input pipeline img/s per core: worker side and whole pipeline '
+    parser = ToolArgumentParser(description='Input pipeline img/s per core: worker side and whole pipeline '
                                                  'vs stock torchvision v2, interleaved rounds')
     parser.add_argument('--data', help='an ImageNet-style folder (its train/ split); default: generated photos')
-    parser.add_argument('--images', type=int, default=64, help='images per path per round')
-    parser.add_argument('--batch', type=int, default=32)
-    parser.add_argument('--rounds', type=int, default=5)
-    parser.add_argument('--size', type=int, default=224, help='the random-resized crop size')
+    parser.add_argument('--images', type=int_range(1, 100_000), default=64, help='images per path per round')
+    parser.add_argument('--batch', type=int_range(1, 1024), default=32)
+    parser.add_argument('--rounds', type=int_range(1, 1000), default=5)
+    parser.add_argument('--size', type=int_range(1, 1024), default=224, help='the random-resized crop size')
     parser.add_argument('--cores', default='2,16', help='comma list of core counts to project to')
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     parser.add_argument('--out', help='also write the figures to this JSON file')
     args = parser.parse_args(argv)
-    if min(args.images, args.batch, args.rounds, args.size) < 1:
-        parser.error(f'need --images, --batch, --rounds, --size >= 1, got {args.images}, {args.batch}, '
-                     f'{args.rounds}, {args.size}')
     try:
         args.core_counts = [int(c) for c in args.cores.split(',')]
     except ValueError:
@@ -280,5 +278,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
-    from engine.guard import run_tool
     run_tool(main)

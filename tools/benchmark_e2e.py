@@ -40,19 +40,22 @@ import time
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
+import tool_boundary  # noqa: E402  (the repository on the path first; qualified: run_tool below runs pretrain.py)
 DEFAULT_CONFIG = 'configs/cls/resnet50d_cosine_ls_mixup.py'
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='tools/pretrain.py vs a plain PyTorch loop: img/s, same data and '
-                                                 'recipe, interleaved rounds')
+    parser = tool_boundary.ToolArgumentParser(
+        description='tools/pretrain.py vs a plain PyTorch loop: img/s, same data and recipe, interleaved rounds')
     parser.add_argument('--config', default=DEFAULT_CONFIG)
-    parser.add_argument('--batch', type=int, default=16)
-    parser.add_argument('--workers', type=int, default=2)
-    parser.add_argument('--iters', type=int, default=24, help='iterations per run (one epoch)')
-    parser.add_argument('--skip', type=int, default=6, help='warm-up iterations left out of the median')
-    parser.add_argument('--rounds', type=int, default=2)
-    parser.add_argument('--classes', type=int, default=8)
+    int_range = tool_boundary.int_range
+    parser.add_argument('--batch', type=int_range(1, 1024), default=16)
+    parser.add_argument('--workers', type=int_range(0, 256), default=2)
+    parser.add_argument('--iters', type=int_range(1, 100_000), default=24, help='iterations per run (one epoch)')
+    parser.add_argument('--skip', type=tool_boundary.non_negative_int, default=6,
+                        help='warm-up iterations left out of the median (fewer than --iters)')
+    parser.add_argument('--rounds', type=int_range(1, 1000), default=2)
+    parser.add_argument('--classes', type=int_range(1, 1000), default=8)
     parser.add_argument('--channels-last', default='on,off', help="comma list of 'on'/'off'")
     parser.add_argument('--data', help='an ImageNet-style folder to use instead of generating one')
     parser.add_argument('--plain', metavar='OUT_JSON', help=argparse.SUPPRESS)  # child mode: the plain loop
@@ -61,8 +64,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     settings = args.channels_last.split(',')
     if any(s not in ('on', 'off') for s in settings):
         parser.error(f"--channels-last: expected a comma list of 'on'/'off', got {args.channels_last!r}")
-    if min(args.batch, args.iters, args.rounds, args.classes) < 1 or not 0 <= args.skip < args.iters:
-        parser.error('need --batch, --iters, --rounds, --classes >= 1 and 0 <= --skip < --iters')
+    if args.skip >= args.iters:
+        parser.error(f'--skip {args.skip}: expected fewer than --iters {args.iters}')
     if not osp.isfile(osp.join(REPO, args.config) if not osp.isabs(args.config) else args.config):
         parser.error(f'--config: no such file {args.config}')
     args.settings = settings
@@ -249,4 +252,4 @@ def compare(args, tmp: str, device: str, torch_version: str) -> list[dict]:
 
 
 if __name__ == '__main__':
-    main()
+    tool_boundary.run_tool(main)

@@ -31,22 +31,21 @@ import torch.nn.functional as F
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
+from tool_boundary import ToolArgumentParser, int_range, run_tool  # noqa: E402  (the repository on the path first)
 CONFIG = osp.join(REPO, 'configs', 'cls', 'resnet50d_efficient.py')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Training img/s: ResNet-50-D (fp32 / mixed precision / '
+    parser = ToolArgumentParser(description='Training img/s: ResNet-50-D (fp32 / mixed precision / '
                                                  'channels-last) vs torchvision ResNet-50 fp32')
-    parser.add_argument('--batch', type=int, default=8)
-    parser.add_argument('--warmup', type=int, default=3, help='untimed iterations per variant')
-    parser.add_argument('--iters', type=int, default=10, help='timed iterations per variant')
-    parser.add_argument('--size', type=int, default=224, help='input height and width')
+    parser.add_argument('--batch', type=int_range(1, 1024), default=8)
+    parser.add_argument('--warmup', type=int_range(0, 1000), default=3, help='untimed iterations per variant')
+    parser.add_argument('--iters', type=int_range(1, 10_000), default=10, help='timed iterations per variant')
+    parser.add_argument('--size', type=int_range(32, 1024), default=224, help='input height and width')
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--no-fused', dest='fused', action='store_false',
                         help="our model's SGD without fused=True (torch's per-tensor loop, as the reference)")
     args = parser.parse_args(argv)
-    if args.batch < 1 or args.iters < 1 or args.warmup < 0 or args.size < 32:
-        parser.error('need --batch >= 1, --iters >= 1, --warmup >= 0, --size >= 32')
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda: torch sees no CUDA device')
     return args
@@ -148,4 +147,4 @@ def main(argv=None) -> list[tuple[str, float, float]]:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

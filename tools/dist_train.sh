@@ -27,13 +27,15 @@ else
   [ -x "$PY" ] || die "no $DIR/../.venv/bin/python: run 'make setup' first (or set PYTHON=/path/to/python with torch installed)"
 fi
 "$PY" -c 'import torch.distributed.run' 2>/dev/null || die "$PY cannot import torch.distributed.run: run 'make setup' (or set PYTHON)"
-# Every process reports a user error the same way, and torchrun then prints its own traceback of the
-# failed child: on stderr, keep each distinct "error:" line once and drop what torchrun adds after it.
-# (stdout, the training log, passes untouched.)
+# Every process reports a user error as one "error:" line (tool_boundary), and torchrun then prints its
+# own traceback of the failed child: on stderr, keep the first "error:" line only and drop what follows
+# it; the exit status is then 1, as for the tools run alone, not torchrun's. (stdout, the training log,
+# passes untouched.)
 { "$PY" -m torch.distributed.run \
     --nnodes="${NNODES:-1}" --node_rank="${NODE_RANK:-0}" \
     --master_addr="${MASTER_ADDR:-127.0.0.1}" --master_port="${MASTER_PORT:-29500}" \
     --nproc_per_node="$((10#$NPROC))" "$DIR/$TOOL.py" "$CONFIG" --launcher pytorch "$@" 2>&1 1>&3 3>&- |
-  awk '/^error: / { if (!($0 in seen)) { seen[$0] = 1; print; fflush() } user = 1; next }
+  awk '/^error: / { if (!user) { print; fflush() } user = 1; next }
        user { next }
-       { print; fflush() }' >&2; } 3>&1
+       { print; fflush() }
+       END { exit user }' >&2; } 3>&1

@@ -12,13 +12,11 @@ export; it is written atomically (temporary file, then rename).
 """
 from __future__ import annotations
 
-import argparse
-
 from backbones.checkpoint import backbone_cfg_from_meta, check_weights_destination, convert_weights_file, \
     load_weights_file
-from engine import run_tool
 from engine.cli import read_config
 from engine.guard import one_line
+from tool_boundary import ToolArgumentParser, run_tool
 from user_errors import ConfigError
 
 
@@ -41,7 +39,7 @@ def export(ckpt: str, out: str, config: str | None = None) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description='Export backbone weights from a classifier checkpoint')
+    parser = ToolArgumentParser(description='Export backbone weights from a classifier checkpoint')
     parser.add_argument('checkpoint', help='checkpoint written by tools/pretrain.py')
     parser.add_argument('out', help='output file (plain dict of tensors)')
     parser.add_argument('--config', help='config to check the backbone against (default: the backbone arguments '

@@ -2,9 +2,9 @@
 224x224 next to the paper's Table 5, then the paper's other two networks (Inception-V3 at 299, MobileNet
 1.0 at 224) next to independent counts (torchvision's inception_v3, timm's mobilenetv1_100) and the
 paper's figures.  Usage: python tools/model_table.py [--depth 50] [--size 224]"""
-import argparse
-
 from backbones.complexity import PAPER_NETS, PAPER_TABLE5, complexity, net_complexity
+from backbones.resnet import ARCH
+from tool_boundary import ToolArgumentParser, int_range, run_tool
 
 
 def resnet_table(depth: int, size: int) -> list[str]:
@@ -44,9 +44,10 @@ def networks_table() -> list[str]:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument('--depth', type=int, default=50)
-    p.add_argument('--size', type=int, default=224, help='input size of the ResNet table')
+    p = ToolArgumentParser(description=__doc__)
+    p.add_argument('--depth', type=int, default=50, choices=sorted(ARCH))
+    p.add_argument('--size', type=int_range(32, 1024), default=224,
+                   help='input size of the ResNet table (32 to 1024; the network downsamples 32x)')
     args = p.parse_args(argv)
     print('\n'.join(resnet_table(args.depth, args.size)))
     print()
@@ -54,4 +55,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

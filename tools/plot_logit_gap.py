@@ -26,9 +26,10 @@ import time
 import matplotlib
 import numpy as np
 
-from engine import build_config, run_tool, runner_from_cfg, write_results_json
+from engine import build_config, runner_from_cfg, write_results_json
 from engine.cli import CfgOptionsAction
 from engine.results import check_output_file
+from tool_boundary import ToolArgumentParser, run_tool
 from user_errors import UserInputError
 
 matplotlib.use('Agg')
@@ -127,7 +128,7 @@ def plot(runs: list[dict], out: str) -> None:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Figure 4: logit gap histograms with and without label smoothing')
+    parser = ToolArgumentParser(description='Figure 4: logit gap histograms with and without label smoothing')
     parser.add_argument('--run', nargs=2, action='append', metavar=('CONFIG', 'CHECKPOINT'),
                         help='a classifier checkpoint and the config it was trained with (repeat: one per model)')
     parser.add_argument('--from-gaps', metavar='FILE', help='redraw from a --gaps-out file instead of checkpoints')

@@ -7,21 +7,23 @@ linear scaling; ImageNet at batch 1024 has 1251 iterations per epoch.
 """
 from __future__ import annotations
 
-import argparse
 import os
 
 import matplotlib
 from mmengine.config import Config
+
+from tool_boundary import ToolArgumentParser, int_range, run_tool, world_size
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
 
 def main(argv=None) -> str:
-    parser = argparse.ArgumentParser(description='Plot a config\'s lr schedule')
+    parser = ToolArgumentParser(description='Plot a config\'s lr schedule')
     parser.add_argument('configs', nargs='+', help='one or more pretraining configs')
-    parser.add_argument('--iters-per-epoch', type=int, default=1251)
-    parser.add_argument('--world-size', type=int, default=8)
+    parser.add_argument('--iters-per-epoch', type=int_range(1, 100_000), default=1251,
+                        help='1 to 100000 (ImageNet at a total batch of 16: 80000)')
+    parser.add_argument('--world-size', type=world_size, default=8, help='processes (linear lr scaling)')
     parser.add_argument('--out', default='lr_schedule.png')
     args = parser.parse_args(argv)
     import classification  # noqa: F401
@@ -41,4 +43,4 @@ def main(argv=None) -> str:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -13,7 +13,6 @@ into the work dir) unless --labels is given.
 """
 from __future__ import annotations
 
-import argparse
 import glob
 import json
 import math
@@ -23,8 +22,8 @@ import tempfile
 
 import matplotlib
 
-from engine import run_tool
 from engine.results import check_output_file
+from tool_boundary import ToolArgumentParser, run_tool
 from user_errors import UserInputError
 
 matplotlib.use('Agg')
@@ -161,7 +160,7 @@ def save_png(fig, out: str) -> None:
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description='Figure 3: lr and top-1 val accuracy over epochs of finished runs')
+    parser = ToolArgumentParser(description='Figure 3: lr and top-1 val accuracy over epochs of finished runs')
     parser.add_argument('runs', nargs='+', help='pretraining work dirs (or their scalars.json files)')
     parser.add_argument('--labels', nargs='+', help='legend labels, one per run (default: the configs\' names)')
     parser.add_argument('--out', required=True, help='PNG file to write')

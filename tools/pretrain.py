@@ -13,14 +13,15 @@ from __future__ import annotations
 import argparse
 import os
 
-from engine import add_train_args, build_config, run_tool, runner_from_cfg
+from engine import add_train_args, build_config, runner_from_cfg
+from tool_boundary import ToolArgumentParser, run_tool, world_size
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Pretrain a classifier (mmengine Runner) with the bag of tricks')
+    parser = ToolArgumentParser(description='Pretrain a classifier (mmengine Runner) with the bag of tricks')
     add_train_args(parser)
     parser.add_argument('--dry-run', action='store_true', help='print the resolved trick table and exit')
-    parser.add_argument('--world-size', type=int, default=int(os.environ.get('WORLD_SIZE', 8)),
+    parser.add_argument('--world-size', type=world_size, default=os.environ.get('WORLD_SIZE', '8'),
                         help='processes assumed by --dry-run for the total batch (default: $WORLD_SIZE, else 8 '
                              'as in the paper)')
     return parser.parse_args(argv)

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import argparse
 
-from engine import add_test_args, build_test_config, run_tool, runner_from_cfg
+from engine import add_test_args, build_test_config, runner_from_cfg
+from tool_boundary import ToolArgumentParser, run_tool
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Test a pretrained classifier')
+    parser = ToolArgumentParser(description='Test a pretrained classifier')
     add_test_args(parser, checkpoint_help='classifier checkpoint (backbone.* + head.fc.*)')
     return parser.parse_args(argv)
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 import argparse
 
 from detection import EVAL_MODES, set_eval_mode
-from engine import add_test_args, build_test_config, run_tool, runner_from_cfg
+from engine import add_test_args, build_test_config, runner_from_cfg
+from tool_boundary import ToolArgumentParser, run_tool
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Test a detector checkpoint (mmdet)')
+    parser = ToolArgumentParser(description='Test a detector checkpoint (mmdet)')
     add_test_args(parser, checkpoint_help='checkpoint written by tools/train_det.py')
     parser.add_argument('--eval-mode', choices=EVAL_MODES, help="VOC AP: '11points' (the configs' default) or 'area'")
     return parser.parse_args(argv)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import argparse
 
-from engine import add_test_args, build_test_config, run_tool, runner_from_cfg
+from engine import add_test_args, build_test_config, runner_from_cfg
+from tool_boundary import ToolArgumentParser, run_tool
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Test a segmentor checkpoint (mmseg)')
+    parser = ToolArgumentParser(description='Test a segmentor checkpoint (mmseg)')
     add_test_args(parser, checkpoint_help='checkpoint written by tools/train_seg.py')
     return parser.parse_args(argv)
 

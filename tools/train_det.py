@@ -17,12 +17,13 @@ import torch
 from mmengine.runner import Runner
 
 from detection import EVAL_MODES, set_eval_mode
-from engine import add_train_args, build_config, run_tool, runner_from_cfg
+from engine import add_train_args, build_config, runner_from_cfg
+from tool_boundary import ToolArgumentParser, run_tool
 from user_errors import ConfigError
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Train a detector (mmdet) with a bagtricks backbone')
+    parser = ToolArgumentParser(description='Train a detector (mmdet) with a bagtricks backbone')
     add_train_args(parser, pretrained=True)
     parser.add_argument('--eval-mode', choices=EVAL_MODES,
                         help="VOC AP: '11points' (VOC07's, the paper's; the configs' default) or 'area'")

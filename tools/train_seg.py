@@ -13,11 +13,12 @@ import argparse
 
 from mmengine.runner import Runner
 
-from engine import add_train_args, build_config, run_tool, runner_from_cfg
+from engine import add_train_args, build_config, runner_from_cfg
+from tool_boundary import ToolArgumentParser, run_tool
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Train a segmentor (mmseg) with a bagtricks backbone')
+    parser = ToolArgumentParser(description='Train a segmentor (mmseg) with a bagtricks backbone')
     add_train_args(parser, pretrained=True)
     return parser.parse_args(argv)
 

@@ -16,9 +16,9 @@ import os
 import os.path as osp
 import time
 
-from engine.guard import run_tool
 from engine.results import check_record, read_json, write_results_json
 from experiments.grid import METRICS, ROWS, Grid, markdown_table, plot, summarize
+from tool_boundary import ToolArgumentParser, numpy_seed, run_tool
 from user_errors import ConfigError
 
 
@@ -63,9 +63,9 @@ def write_outputs(cells: list[dict], out: str) -> str:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ToolArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--rows', '--variants', nargs='+', default=['all'], help=f'any of: all {" ".join(ROWS)}')
-    p.add_argument('--seeds', nargs='+', type=int, default=[0])
+    p.add_argument('--seeds', nargs='+', type=numpy_seed, default=[0], help='0 to 2**32 - 1 (numpy\'s range)')
     p.add_argument('--work-dir', default='work_dirs/fashion_grid')
     p.add_argument('--out', default='results/fashion_grid')
     p.add_argument('--from-results', metavar='FILE', help="redraw OUT's table and chart from a grid's results.json")

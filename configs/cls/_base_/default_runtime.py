@@ -8,7 +8,7 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=100),
     param_scheduler=dict(type='ParamSchedulerHook'),
     # top-1/top-5 on val every epoch; keep the best (by top-1) and the last checkpoints
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2, save_best='accuracy/top1', rule='greater',
+    checkpoint=dict(type='BagCheckpointHook', interval=1, max_keep_ckpts=2, save_best='accuracy/top1', rule='greater',
                     save_last=True),
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )

@@ -4,6 +4,7 @@
 _base_ = 'mmseg::fcn/fcn_r50-d8_4xb4-80k_ade20k-512x512.py'
 custom_imports = dict(imports=['backbones', 'engine', 'segmentation'], allow_failed_imports=False)
 runner_type = 'BagRunner'  # checkpoint policy + preflight checks, also under mmdet's/mmseg's own tools/train.py
+default_hooks = dict(checkpoint=dict(type='BagCheckpointHook'))  # rotation that keeps the last complete one
 log_processor = dict(type='ThroughputLogProcessor')  # img/s next to the ETA (engine/throughput.py)
 optim_wrapper = dict(optimizer=dict(fused=True))  # one kernel per update step (see configs/cls/_base_/schedule_step.py)
 
