@@ -194,8 +194,8 @@ def _no_traceback_env():
 
 
 @pytest.mark.parametrize('name', TOOLS)
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                 HealthCheck.filter_too_much])
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                                HealthCheck.filter_too_much])
 @given(data=st.data())
 def test_every_mistake_is_one_error_line(name, scratch, data):
     spec = dict(_spec(scratch)[name], base_dir=scratch)
@@ -300,6 +300,7 @@ def test_a_bug_keeps_its_traceback():
 
 
 # -- the argparse types ----------------------------------------------------------------------------
+@settings(deadline=None)
 @given(lo=st.integers(-10 ** 6, 10 ** 6), width=st.integers(0, 10 ** 6), value=st.integers(-10 ** 7, 10 ** 7))
 def test_int_range_takes_exactly_its_range(lo, width, value):
     hi = lo + width
@@ -311,6 +312,7 @@ def test_int_range_takes_exactly_its_range(lo, width, value):
             parse(str(value))
 
 
+@settings(deadline=None)
 @given(text=st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(repr), st.text(max_size=10),
                       st.sampled_from(['nan', 'inf', '-inf', '1e999', '-1e999', 'NaN'])))
 def test_finite_float_refuses_nan_inf_and_text(text):
@@ -325,6 +327,7 @@ def test_finite_float_refuses_nan_inf_and_text(text):
             finite_float(text)
 
 
+@settings(deadline=None)
 @given(value=st.floats(allow_nan=True))
 def test_float_range_bounds(value):
     parse = float_range(0.0, 1.0)

@@ -24,6 +24,7 @@ from mmengine.config import Config
 from PIL import Image
 
 from backbones.checkpoint import load_training_state
+from device_caps import amp_choice
 from engine.results import read_results
 from paper_data import make_ade_photos, make_imagenet_photos, make_voc0712, read_voc_objects, require_real_data
 from scale_helpers import REPO, run_tool
@@ -34,6 +35,9 @@ DET_CONFIG = osp.join(REPO, 'configs', 'det', 'faster-rcnn_r50d-cosine_fpn_voc07
 SEG_CONFIG = osp.join(REPO, 'configs', 'seg', 'fcn_r50d-cosine_ade20k.py')
 NUM_CLASSES = 10  # Fashion-MNIST classes of the generated ImageNet folder
 CLS_BATCH = 10  # one image per class: 1 iteration per epoch (the config's 32 reduced to the data)
+# what amp_dtype='auto' (the efficient recipe, --amp) trains in on this CPU: bf16 autocast with bf16 instructions
+AUTO = amp_choice('auto')[0]
+AUTOCAST, CONV_DTYPE = AUTO != 'fp32', {'bf16': 'bfloat16', 'fp16': 'float16', 'fp32': 'float32'}[AUTO]
 
 
 def instrumented(tmp_path, shipped: str, record: str) -> str:
@@ -168,12 +172,12 @@ def test_resnet50d_tricks_at_224(pretraining):
     val = [s for s in train_scalars(p['work']) if 'accuracy/top1' in s]
     assert len(val) == 2 and all(0 <= s['accuracy/top1'] <= s['accuracy/top5'] <= 100 for s in val)
 
-    # 224 x 224 crops into both networks, bf16 autocast in training (the convolutions compute in bf16)
+    # 224 x 224 crops into both networks, auto's precision in training (bf16 autocast on a bf16 CPU)
     for net in ('model', 'teacher'):
         rec = recorded(p['record'], 'train', net)
         assert [r['iter'] for r in rec] == [1, 2]
-        assert all(r['shape'] == [CLS_BATCH, 3, 224, 224] and r['autocast'] and r['conv_dtype'] == 'bfloat16'
-                   for r in rec), rec
+        assert all(r['shape'] == [CLS_BATCH, 3, 224, 224] and r['autocast'] == AUTOCAST
+                   and r['conv_dtype'] == CONV_DTYPE for r in rec), rec
     val_rec = recorded(p['record'], 'val')
     assert len(val_rec) == 2 and all(r['shape'] == [NUM_CLASSES, 3, 224, 224] for r in val_rec)
     # the convolutions run in the memory format the configs' channels_last switch names
@@ -286,7 +290,7 @@ def test_fcn_r50d_ade20k_at_512x512(pretraining, tmp_path):
     # batch 1 instead of 4 (CPU time), 2 of the 80k iterations, validation after the second
     options.update({'train_dataloader.batch_size': 1, 'train_cfg.max_iters': 2, 'train_cfg.val_interval': 2,
                     'default_hooks.logger.interval': 1})
-    # --amp as in the README's Table 8 command (bf16 autocast on this CPU)
+    # --amp as in the README's Table 8 command (amp_dtype auto: bf16 autocast on a bf16 CPU, else fp32)
     run_tool('train_seg', instrumented(tmp_path, SEG_CONFIG, record), '--amp', '--pretrained', backbone,
              '--work-dir', work, '--cfg-options', *[f'{k}={v}' for k, v in options.items()], timeout=900)
     cfg = assert_shipped_config(work, SEG_CONFIG, options, pretrained=backbone, amp=True)
@@ -302,11 +306,12 @@ def test_fcn_r50d_ade20k_at_512x512(pretraining, tmp_path):
         assert all(math.isfinite(s[k]) for k in ('loss', 'decode.loss_ce', 'aux.loss_ce'))
         assert 0 < s['decode.loss_ce'] < 1.2 * math.log(150) and 0 < s['aux.loss_ce'] < 0.4 * 1.2 * math.log(150)
 
-    # 512 x 512 crops (RandomResize + RandomCrop, padded to crop_size) in bf16; validation at the whole
+    # 512 x 512 crops (RandomResize + RandomCrop, padded to crop_size) in auto's precision; validation at the whole
     # 683 x 512 image (Resize to fit 2048 x 512 keeps it), fp32
     rec = recorded(record, 'train')
     assert [r['iter'] for r in rec] == [1, 2]
-    assert all(r['shape'] == [1, 3, 512, 512] and r['autocast'] and r['conv_dtype'] == 'bfloat16' for r in rec), rec
+    assert all(r['shape'] == [1, 3, 512, 512] and r['autocast'] == AUTOCAST and r['conv_dtype'] == CONV_DTYPE
+               for r in rec), rec
     assert [r['shape'] for r in recorded(record, 'val')] == [[1, 3, 512, 683]]
     assert all(r['channels_last'] == cfg.model.backbone.get('channels_last', False)
                for r in rec + recorded(record, 'val'))

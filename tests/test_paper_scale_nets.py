@@ -20,12 +20,15 @@ import torch
 from mmengine.config import Config
 
 from backbones.checkpoint import load_training_state
+from device_caps import amp_choice
 from paper_data import make_imagenet_photos, require_real_data
 from scale_helpers import REPO, run_tool
 
 CFG = osp.join(REPO, 'configs', 'cls')
 NUM_CLASSES = 10
 BATCH = 10  # one image per class: 1 iteration per epoch
+AUTO = amp_choice('auto')[0]  # the efficient recipe's amp_dtype='auto' on this CPU: bf16 with bf16 instructions
+AUTOCAST, CONV_DTYPE = AUTO != 'fp32', {'bf16': 'bfloat16', 'fp16': 'float16', 'fp32': 'float32'}[AUTO]
 
 
 def instrumented(tmp_path, shipped: str, record: str) -> str:
@@ -77,10 +80,10 @@ def check_run(work: str, record: str, size: int, nets: tuple[str, ...]) -> None:
     assert [s['lr'] for s in train] == pytest.approx([0.1 * BATCH / 256] * 2, rel=1e-6)  # linear scaling
     val = [s for s in scalars(work) if 'accuracy/top1' in s]
     assert len(val) == 2 and all(0 <= s['accuracy/top1'] <= s['accuracy/top5'] <= 100 for s in val)
-    for net in nets:  # full-resolution crops, bf16 autocast (the efficient recipe's mixed precision on CPU)
+    for net in nets:  # full-resolution crops, in the precision auto picks on this CPU
         rec = recorded(record, 'train', net)
         assert [r['iter'] for r in rec] == [1, 2]
-        assert all(r['shape'] == [BATCH, 3, size, size] and r['autocast'] and r['conv_dtype'] == 'bfloat16'
+        assert all(r['shape'] == [BATCH, 3, size, size] and r['autocast'] == AUTOCAST and r['conv_dtype'] == CONV_DTYPE
                    for r in rec), rec
     val_rec = recorded(record, 'val')
     assert len(val_rec) == 2 and all(r['shape'] == [NUM_CLASSES, 3, size, size] for r in val_rec)
