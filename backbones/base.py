@@ -146,7 +146,9 @@ class StagedBackbone(BackboneBase):
         (``head_prefixes``) is dropped; anything else that does not fit is an error listing the first
         mismatching keys. Returns the number of tensors loaded.
         """
-        from .checkpoint import check_fits, load_weights_file, state_dict_of
+        from safe_read import load_weights_file
+
+        from .checkpoint import check_fits, state_dict_of
         from .pretrained import resolve_checkpoint
         path = resolve_checkpoint(path)
         state = state_dict_of(load_weights_file(path))

@@ -1,30 +1,21 @@
-"""Checkpoint reading and key conversion: the one place that decides how a file is unpickled.
+"""Checkpoint contents: key conversion and the strict fit of a state dict to a model.
 
-There is no full unpickler anywhere: every file is read by torch's restricted unpickler
-(``weights_only=True``) plus an explicit allow-list of the bookkeeping types mmengine 0.10.7's
-``Runner.save_checkpoint`` writes besides tensors and plain containers (checked against real cls, det
-and seg checkpoints): the message hub's ``HistoryBuffer`` (whose statistics methods pickle as
-``getattr(HistoryBuffer, 'mean')``, the only ``getattr`` resolved), and the numpy arrays, scalars and
-dtypes in its buffers and runtime info (``eta``, ``best_score``). Optimizer and scheduler states,
-``meta`` (epoch, iter, the config as *text*, seed, dataset_meta, the distillation teacher) are plain
-dicts, lists, strings and numbers. Anything else in a file is refused before it is created.
+Every file is read by the reading layer (:mod:`safe_read`: the restricted unpickler, its exact allow-list
+and limits); this module judges what was read:
 
-* :func:`load_weights_file`: weights from outside (torchvision, timm, mmdet/mmseg/mmpretrain, an
-  exported backbone, or a pretraining checkpoint handed to a transfer tool).
-* :func:`load_training_state`: the same loader, for ``--resume``; it also requires the training state
-  (``state_dict`` + ``meta``) to be there.
-* :func:`check_model_fits`: a whole-model checkpoint against the model a tool built (strict).
+* :func:`check_model_fits`: a whole-model checkpoint against the model a tool built (strict keys and
+  shapes, then floating-point, finite values: :func:`safe_read.check_weight_values`).
+* :func:`check_fits`: the same for any state dict (backbone weights, a teacher).
+* :func:`convert_backbone_state`: torchvision/timm/mmdet/mmseg/mmpretrain ResNet keys onto ours.
 
 The config text in ``meta['cfg']`` is never executed; :func:`backbone_cfg_from_meta` reads the
-backbone's arguments from it as literal data.
+backbone's arguments from it as literal data (:func:`safe_read.parse_config_text`, depth-limited).
 """
 from __future__ import annotations
 
 import ast
 import os
-import pickle
 import re
-import stat
 import tempfile
 from collections import OrderedDict
 from typing import Mapping
@@ -32,141 +23,9 @@ from typing import Mapping
 import torch
 from mmengine.logging import print_log
 
+from safe_read import check_weight_values, literal_value, load_training_state, load_weights_file, \
+    parse_config_text
 from user_errors import CheckpointError
-
-# Globals an mmengine checkpoint needs besides tensors; all are plain data holders.
-_MMENGINE_BOOKKEEPING = {
-    'mmengine.logging.history_buffer.HistoryBuffer',
-    'numpy.core.multiarray._reconstruct', 'numpy._core.multiarray._reconstruct',
-    'numpy.core.multiarray.scalar', 'numpy._core.multiarray.scalar',
-    'numpy.ndarray', 'numpy.dtype',
-}
-
-
-def _history_buffer_getattr(obj, name):
-    """Stands in for ``builtins.getattr``: a HistoryBuffer pickles its statistics methods as
-    ``getattr(HistoryBuffer, 'mean')``; that lookup, and no other, is resolved."""
-    from mmengine.logging import HistoryBuffer
-    if obj is HistoryBuffer and name in ('min', 'max', 'current', 'mean'):
-        return getattr(obj, name)
-    raise CheckpointError(f'refusing to unpickle getattr({obj!r}, {name!r})')
-
-
-def _safe_globals_for(path: str) -> list:
-    import importlib
-    try:
-        needed = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-    except (ValueError, RuntimeError, OSError):
-        return []  # not a zip checkpoint: torch.load(weights_only=True) below judges it
-    allowed = []
-    for name in needed:
-        if name == 'builtins.getattr':
-            allowed.append((_history_buffer_getattr, name))
-            continue
-        if name not in _MMENGINE_BOOKKEEPING and not name.startswith('numpy.dtypes.'):
-            raise _refused(path, name)
-        module, _, attr = name.rpartition('.')
-        allowed.append(getattr(importlib.import_module(module), attr))
-    if 'numpy.dtype' in needed:  # numpy >= 1.25 builds a dtype through its numeric DType class
-        import numpy as np
-        allowed += [type(np.dtype(c)) for c in '?bBhHiIlLqQefd']
-    return allowed
-
-
-def _check_readable_file(path: str, what: str) -> None:
-    """A path torch.load may open: it exists, is a regular file (a FIFO would block), is not empty."""
-    try:
-        st = os.stat(path)  # follows symlinks; a loop or a dangling link fails here
-    except FileNotFoundError:
-        raise CheckpointError(f'{what} not found: {path}') from None
-    except OSError as e:
-        raise CheckpointError(f'{what} {path} cannot be read ({e.strerror or e})') from e
-    if stat.S_ISDIR(st.st_mode):
-        raise CheckpointError(f'{what} {path} is a directory; expected a checkpoint file (.pth)')
-    if not stat.S_ISREG(st.st_mode):
-        raise CheckpointError(f'{what} {path} is not a regular file (a FIFO, socket or device); expected a .pth file')
-    if st.st_size == 0:
-        raise CheckpointError(f'{what} {path} is empty (0 bytes); expected a torch checkpoint')
-    if not os.access(path, os.R_OK):
-        raise CheckpointError(f'{what} {path} is not readable (permission denied)')
-
-
-def _refusal(path: str, e: Exception, what: str = 'checkpoint') -> CheckpointError:
-    """torch's weights-only message advises weights_only=False; name what was refused instead."""
-    text = str(e)
-    m = re.search(r'(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)', text)
-    if m:
-        return _refused(path, m.group(1))
-    if 'Weights only load failed' in text:
-        m = re.search(r'WeightsUnpickler error:\s*([^\n]+)', text)
-        return CheckpointError(f'{path}: not a readable torch {what} (the restricted unpickler stops at: '
-                               f'{m.group(1).strip() if m else "not tensors"}); expected a .pth file written by '
-                               'torch.save (nothing in a file is executed)')
-    if 'central directory' in text or 'zip archive' in text or isinstance(e, EOFError):
-        return CheckpointError(f'{path}: truncated or damaged checkpoint ({type(e).__name__}: '
-                               f'{text.split(". ")[0].strip()[:120]}); use an earlier checkpoint')
-    return CheckpointError(f'{path}: not a readable torch {what} (the torch loader says {type(e).__name__}: '
-                           f'{text.strip()[:120] or repr(e)}); expected a .pth file written by torch.save')
-
-
-def _refused(path: str, name: str) -> CheckpointError:
-    return CheckpointError(f'{path}: refusing to unpickle {name!r}: checkpoints are read with the restricted '
-                           'unpickler (tensors and mmengine bookkeeping only); nothing in a file is executed')
-
-
-def _restricted_load(path: str, what: str):
-    _check_readable_file(path, what)
-    try:
-        with torch.serialization.safe_globals(_safe_globals_for(path)):
-            return torch.load(path, map_location='cpu', weights_only=True)
-    except CheckpointError:
-        raise
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, KeyError, TypeError,
-            AttributeError, ImportError, IndexError, UnicodeDecodeError) as e:
-        cause = e.__cause__ or e.__context__
-        if isinstance(cause, CheckpointError):  # raised by _history_buffer_getattr inside the unpickler
-            raise cause from None
-        raise _refusal(path, e, what) from e
-
-
-def load_weights_file(path: str) -> dict:
-    """Read a weights file from outside with the restricted unpickler (``weights_only=True``)."""
-    obj = _restricted_load(path, 'weights file')
-    if not isinstance(obj, Mapping):
-        raise CheckpointError(f'{path}: expected a dict of tensors, got {type(obj).__name__}')
-    return obj
-
-
-def load_training_state(path: str) -> dict:
-    """The project's own resume state (model, optimizer, schedulers, message hub, meta), read with the
-    same restricted unpickler as every other file. Raises unless it is a training checkpoint."""
-    obj = _restricted_load(path, 'checkpoint')
-    if not isinstance(obj, Mapping) or not isinstance(obj.get('state_dict'), Mapping) \
-            or not isinstance(obj.get('meta'), Mapping):
-        keys = ', '.join(map(str, list(obj)[:5])) if isinstance(obj, Mapping) else type(obj).__name__
-        raise CheckpointError(f'{path} holds no training state (got {keys}); --resume needs a checkpoint written '
-                              'by training (state_dict, meta, optimizer); to start from weights use --pretrained '
-                              'or load_from')
-    return dict(obj)
-
-
-def _literal(node: ast.AST):
-    """The value of a config expression made only of literals and ``dict(...)`` calls (never executed)."""
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == 'dict' \
-            and not node.args and all(k.arg for k in node.keywords):
-        return {k.arg: _literal(k.value) for k in node.keywords}
-    if isinstance(node, ast.Dict) and None not in node.keys:
-        return {_literal(k): _literal(v) for k, v in zip(node.keys, node.values)}
-    if isinstance(node, (ast.List, ast.Tuple)):
-        items = [_literal(e) for e in node.elts]
-        return items if isinstance(node, ast.List) else tuple(items)
-    if isinstance(node, ast.Constant):
-        return node.value
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)) \
-            and isinstance(node.operand, ast.Constant) and isinstance(node.operand.value, (int, float)):
-        return -node.operand.value if isinstance(node.op, ast.USub) else node.operand.value
-    raise ValueError(f'line {getattr(node, "lineno", "?")}: {type(node).__name__} is not literal data')
-
 
 def backbone_cfg_from_meta(checkpoint: Mapping, source: str) -> dict:
     """``model.backbone`` of the config text a training checkpoint stores in ``meta['cfg']``, parsed as
@@ -174,15 +33,15 @@ def backbone_cfg_from_meta(checkpoint: Mapping, source: str) -> dict:
     text = (checkpoint.get('meta') or {}).get('cfg') if isinstance(checkpoint.get('meta'), Mapping) else None
     if not isinstance(text, str) or not text.strip():
         raise CheckpointError(f'{source} stores no config; pass --config to check the backbone against')
+    tree = parse_config_text(text, source)
     try:
-        tree = ast.parse(text)
         model = next(n.value for n in tree.body if isinstance(n, ast.Assign) and len(n.targets) == 1
                      and isinstance(n.targets[0], ast.Name) and n.targets[0].id == 'model')
         fields = ({k.arg: k.value for k in model.keywords} if isinstance(model, ast.Call) else
                   {getattr(k, 'value', None): v for k, v in zip(model.keys, model.values)}
                   if isinstance(model, ast.Dict) else {})
-        backbone = _literal(fields['backbone'])
-    except (SyntaxError, StopIteration, KeyError, ValueError, TypeError) as e:
+        backbone = literal_value(fields['backbone'])
+    except (StopIteration, KeyError, ValueError, TypeError) as e:
         raise CheckpointError(f'{source}: cannot read model.backbone from the config stored in the checkpoint as '
                               f'plain data ({type(e).__name__}: {e}); pass --config') from None
     if not isinstance(backbone, dict) or 'type' not in backbone:
@@ -219,11 +78,12 @@ def describe_model(model: torch.nn.Module) -> str:
 
 def check_model_fits(model: torch.nn.Module, checkpoint: Mapping, source: str) -> dict:
     """Raise :class:`CheckpointError` unless the checkpoint's state dict fits ``model`` exactly (keys and
-    shapes: architecture, variant, task and class count). Returns the state dict (``module.`` removed)."""
+    shapes: architecture, variant, task and class count), with floating-point, finite values where the
+    model's are. Returns the state dict (``module.`` removed)."""
     state = state_dict_of(checkpoint)
     target = model.state_dict()
     try:
-        check_fits(state, target, describe_model(model), source)
+        check_fits(state, target, describe_model(model), source, values=False)
     except CheckpointError as e:
         hint = f'; the file holds {describe_state(state)}'
         try:
@@ -232,6 +92,7 @@ def check_model_fits(model: torch.nn.Module, checkpoint: Mapping, source: str) -
         except CheckpointError:
             pass
         raise CheckpointError(f'{e}{hint}') from None
+    check_weight_values(state, target, source)
     return state
 
 
@@ -294,8 +155,9 @@ def convert_backbone_state(state: Mapping[str, torch.Tensor],
 
 
 def check_fits(state: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor], what: str,
-               source: str) -> None:
-    """Raise :class:`CheckpointError` listing the first mismatches unless ``state`` fits exactly."""
+               source: str, values: bool = True) -> None:
+    """Raise :class:`CheckpointError` listing the first mismatches unless ``state`` fits exactly (keys and
+    shapes), then unless its values are floating point and finite where the model's are."""
     missing = [k for k in target if k not in state and not k.endswith('num_batches_tracked')]
     unexpected = [k for k in state if k not in target]
     shapes = [f'{k}: file {tuple(state[k].shape)} vs model {tuple(target[k].shape)}'
@@ -307,6 +169,8 @@ def check_fits(state: Mapping[str, torch.Tensor], target: Mapping[str, torch.Ten
             if items:
                 parts.append(f'{len(items)} {label} (first: {", ".join(items[:5])})')
         raise CheckpointError(f'{source} does not fit {what}: ' + '; '.join(parts))
+    if values:
+        check_weight_values(state, target, source)
 
 
 def load_backbone_weights(backbone: torch.nn.Module, path: str, prefix: str | None = None) -> int:

@@ -29,9 +29,10 @@ from urllib.parse import urlparse
 import torch
 from mmengine.logging import print_log
 
+from safe_read import load_weights_file
 from user_errors import CheckpointError
 
-from .checkpoint import check_fits, convert_backbone_state, load_weights_file, state_dict_of
+from .checkpoint import check_fits, convert_backbone_state, state_dict_of
 
 _SCHEMES = ('torchvision://', 'modelzoo://', 'open-mmlab://', 'openmmlab://', 'mmcls://', 'http://', 'https://')
 _HASH = re.compile(r'-([a-f0-9]{6,})\.')  # torch.hub's convention: name-<sha256 prefix>.ext

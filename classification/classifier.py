@@ -13,7 +13,8 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from torch import nn
 
-from backbones.checkpoint import check_fits, load_weights_file, state_dict_of
+from backbones.checkpoint import check_fits, state_dict_of
+from safe_read import load_weights_file
 
 from .label_tricks import distillation_loss, mixup, sample_mixup, smooth_targets, soft_cross_entropy
 from .preprocessor import BagDataPreprocessor

@@ -2,7 +2,6 @@
 half-written file), and read back through :func:`read_results`."""
 from __future__ import annotations
 
-import json
 import math
 import os.path as osp
 
@@ -10,6 +9,7 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
+import safe_read
 import safe_write
 from user_errors import ConfigError, UserInputError
 
@@ -63,30 +63,19 @@ def results_record(task: str, metrics: dict, per_class: dict | None = None, **pr
     return dict(task=task, metrics=dict(metrics), per_class=per_class, provenance=provenance)
 
 
-def read_json(path: str, what: str = 'results file'):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise ResultsFileError(f'{what} {path} is not JSON ({e.msg}, line {e.lineno})') from None
-    except UnicodeDecodeError:
-        raise ResultsFileError(f'{what} {path} is not JSON (not UTF-8 text)') from None
-
-
 def check_record(record, where: str, task: str | None = None) -> dict:
-    """``record`` is of the one schema (and of ``task`` if given); ``where`` names it in the error."""
-    if not isinstance(record, dict) or any(k not in record for k in SCHEMA_KEYS) or \
-            not isinstance(record['metrics'], dict) or record['task'] not in TASKS:
-        raise ResultsFileError(f'{where}: expected a JSON object with keys {", ".join(SCHEMA_KEYS)} '
-                               f'(task one of {TASKS}), as the ResultsHook writes')
+    """``record`` is of the one schema (safe_read.RESULTS_RECORD: finite percentages, at least one metric)
+    and of ``task`` if given; ``where`` names it in the error."""
+    record = safe_read.check_shape(record, safe_read.RESULTS_RECORD, where, ResultsFileError)
     if task is not None and record['task'] != task:
         raise ResultsFileError(f'{where} holds {record["task"]} results; expected {task}')
     return record
 
 
 def read_results(path: str, task: str | None = None) -> dict:
-    """A results file, checked to be of the one schema (and of ``task`` if given)."""
-    return check_record(read_json(path), f'results file {path}', task)
+    """A results file, read through the reading layer and checked to be of the one schema (and of ``task``)."""
+    record = safe_read.read_json(path, safe_read.RESULTS_RECORD, 'results file', ResultsFileError)
+    return check_record(record, f'results file {path}', task)
 
 
 @HOOKS.register_module()

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from mmengine.config import Config
 
 from engine.results import read_results, write_results_json
-from engine.runner import read_last_checkpoint
+from safe_read import read_last_checkpoint
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 

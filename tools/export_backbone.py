@@ -12,10 +12,10 @@ export; it is written atomically (temporary file, then rename).
 """
 from __future__ import annotations
 
-from backbones.checkpoint import backbone_cfg_from_meta, check_weights_destination, convert_weights_file, \
-    load_weights_file
+from backbones.checkpoint import backbone_cfg_from_meta, check_weights_destination, convert_weights_file
 from engine.cli import read_config
 from engine.guard import one_line
+from safe_read import load_weights_file
 from tool_boundary import ToolArgumentParser, run_tool
 from user_errors import ConfigError
 

@@ -16,7 +16,6 @@ the evaluator replaced by classification.logit_gap.LogitGap. eps and K come from
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os.path as osp
 import sys
@@ -29,6 +28,7 @@ import numpy as np
 from engine import build_config, runner_from_cfg, write_results_json
 from engine.cli import CfgOptionsAction
 from engine.results import check_output_file
+from safe_read import LOGIT_GAPS, read_json
 from tool_boundary import ToolArgumentParser, run_tool
 from user_errors import UserInputError
 
@@ -78,27 +78,9 @@ def evaluate(config: str, checkpoint: str, index: int, args, work_dir: str) -> d
 def read_gaps(path: str) -> list[dict]:
     """The runs of a --gaps-out file, checked; mean, std and the theoretical value recomputed from it."""
     from classification.logit_gap import theoretical_gap
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'--from-gaps: no such file {path}' + (' (it is a directory)' if osp.isdir(path)
-                                                                       else ''))
-    try:
-        with open(path, encoding='utf-8') as f:
-            data = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise GapFileError(f'--from-gaps {path}: not JSON ({e}); expected a file written by --gaps-out') from None
-    runs = data.get('runs') if isinstance(data, dict) else None
-    if not isinstance(runs, list) or not runs:
-        raise GapFileError(f'--from-gaps {path}: expected {{"runs": [...]}} with at least one run (as --gaps-out '
-                           'writes)')
+    runs = read_json(path, LOGIT_GAPS, '--from-gaps file', GapFileError)['runs']  # safe_read: shape, finite
     out = []
-    for i, run in enumerate(runs):
-        ok = (isinstance(run, dict) and isinstance(run.get('label'), str)
-              and isinstance(run.get('label_smoothing'), (int, float)) and isinstance(run.get('num_classes'), int)
-              and isinstance(run.get('gaps'), list) and run['gaps']
-              and all(isinstance(g, (int, float)) and not isinstance(g, bool) for g in run['gaps']))
-        if not ok:
-            raise GapFileError(f'--from-gaps {path}: run {i} needs label (string), label_smoothing (number), '
-                               'num_classes (integer) and gaps (a non-empty list of numbers)')
+    for run in runs:
         gaps = np.asarray(run['gaps'], dtype=np.float64)
         theory = theoretical_gap(float(run['label_smoothing']), run['num_classes'])
         out.append(dict(run, theoretical_gap=None if math.isinf(theory) else theory, num_images=len(gaps),

@@ -14,7 +14,6 @@ into the work dir) unless --labels is given.
 from __future__ import annotations
 
 import glob
-import json
 import math
 import os
 import os.path as osp
@@ -23,6 +22,7 @@ import tempfile
 import matplotlib
 
 from engine.results import check_output_file
+from safe_read import SCALARS_LINE, read_json_lines
 from tool_boundary import ToolArgumentParser, run_tool
 from user_errors import UserInputError
 
@@ -50,20 +50,10 @@ def log_files(work_dir: str) -> list[str]:
 
 
 def _records(path: str) -> list[dict]:
-    out = []
-    with open(path, encoding='utf-8') as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise RunLogError(f'{path}, line {n}: not JSON ({e.msg}); expected one mmengine log record per '
-                                  'line') from None
-            if not isinstance(rec, dict) or not isinstance(rec.get('step'), (int, float)):
-                raise RunLogError(f'{path}, line {n}: expected a JSON object with a numeric "step"')
-            out.append(rec)
-    return out
+    """The log records of one scalars.json, through the reading layer (safe_read.SCALARS_LINE: UTF-8, bounded,
+    one JSON object per line with a positive integer "step", finite lr / epoch / accuracy). A file may
+    hold no record (a run stopped before its first log); read_run requires some over the whole run."""
+    return read_json_lines(path, SCALARS_LINE, 'training log', RunLogError, min_records=0)
 
 
 def read_run(work_dir: str) -> dict:

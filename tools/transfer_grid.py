@@ -16,8 +16,9 @@ import os
 import os.path as osp
 import time
 
-from engine.results import check_record, read_json, write_results_json
+from engine.results import ResultsFileError, write_results_json
 from experiments.grid import METRICS, ROWS, Grid, markdown_table, plot, summarize
+from safe_read import GRID_RESULTS, read_json
 from tool_boundary import ToolArgumentParser, numpy_seed, run_tool
 from user_errors import ConfigError
 
@@ -35,15 +36,11 @@ def step_failure(message: str) -> str:
 
 
 def read_cells(path: str) -> list[dict]:
-    """The cell records of a grid's results.json."""
-    data = read_json(path, 'grid results file')
-    cells = data.get('cells') if isinstance(data, dict) else None
-    if not isinstance(cells, list):
-        raise ConfigError(f'grid results file {path}: expected a JSON object with a "cells" list, as this tool writes')
+    """The cell records of a grid's results.json, read through the reading layer (safe_read.GRID_RESULTS:
+    at least one cell, each of the one results schema with row and seed, finite percentages), each a row
+    of this grid with the metrics its task's columns need."""
+    cells = read_json(path, GRID_RESULTS, 'grid results file', ResultsFileError)['cells']
     for i, rec in enumerate(cells):
-        check_record(rec, f'{path}, cell {i}')
-        if not {'row', 'seed'} <= set(rec['provenance']):
-            raise ConfigError(f'{path}, cell {i}: its provenance has no row and seed (not a grid cell)')
         needed = [m for step, m in METRICS.values() if step == rec['task'] and m not in rec['metrics']]
         if needed or rec['provenance']['row'] not in ROWS:
             raise ConfigError(f'{path}, cell {i}: expected a row of the grid ({", ".join(ROWS)}) with the {rec["task"]} '
