@@ -61,7 +61,7 @@ def test_steps_render_and_the_schema_refuses_a_broken_record():
     tool = _tool()
     figures = {
         'env': dict(gpu='NVIDIA H100 80GB HBM3', gpus=1, compute_capability='9.0', torch='2.14.1', mmcv='2.1.0',
-                    mmcv_cuda_ops=True),
+                    mmcv_cuda_ops=True, deterministic_mode='ok'),
         'fp16_scaler': dict(amp_dtype='fp16', overflow_skipped=True, scale_before=65536.0, scale_after=32768.0,
                             state_restored=True, img_s={'fp16': 2000.0, 'bf16': 1900.0, 'fp32': 900.0},
                             torch_peak_mib=20000.0),

@@ -8,7 +8,8 @@ Every step is a subprocess (this file in child mode) with its own timeout inside
 figures and checks, or its failure (exit status and the end of its output), or that it timed out or did not fit
 the budget, and a failed step does not stop the others. Steps, cheapest and most telling first:
 
-* ``env``: torch, CUDA, the GPUs, the OpenMMLab stack, mmcv's CUDA ops (nms on the GPU), device_caps' choice.
+* ``env``: torch, CUDA, the GPUs, the OpenMMLab stack, mmcv's CUDA ops (nms on the GPU), device_caps' choice,
+  whether torch's deterministic mode (``randomness.deterministic=True``) runs the classifier's ops on CUDA.
 * ``fp16_scaler``: the shipped efficient config's MixedPrecisionOptimWrapper (amp_dtype auto) on the GPU picks
   fp16; loss scaled, a forced overflow skips the step and halves the scale, the scaler's state saved and
   restored; ResNet-50-D training img/s at batch 64 (224 px, channels-last) in fp16, bf16 and fp32.
@@ -135,8 +136,9 @@ def run_step(step: Step, work: str, timeout: float, memory: GpuMemory | None) ->
     result = osp.join(folder, 'result.json')
     cmd = [sys.executable, osp.abspath(__file__), '--child', step.name, '--work', folder, '--result', result,
            '--timeout', f'{timeout:.0f}']
-    record = dict(name=step.name, what=step.what, command=f'tools/gpu_check.py --child {step.name}', timeout_s=round(timeout),
-                  status='failed', seconds=0.0, figures={}, checks={}, peak_gpu=None, error=None)
+    record = dict(name=step.name, what=step.what, command=f'tools/gpu_check.py --child {step.name}',
+                  timeout_s=round(timeout), status='failed', seconds=0.0, figures={}, checks={}, peak_gpu=None,
+                  error=None)
     baseline = memory.reset() if memory else {}
     start = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=REPO, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -245,12 +247,14 @@ def _summary(step: dict) -> str:
     name = step['name']
     if name == 'env':
         text = (f"{f.get('gpu')} x{f.get('gpus')} (compute capability {f.get('compute_capability')}); torch "
-                f"{f.get('torch')}, mmcv {f.get('mmcv')} (CUDA ops {'ok' if f.get('mmcv_cuda_ops') else 'missing'})")
+                f"{f.get('torch')}, mmcv {f.get('mmcv')} (CUDA ops {'ok' if f.get('mmcv_cuda_ops') else 'missing'}); "
+                f"deterministic mode: {f.get('deterministic_mode')}")
     elif name == 'fp16_scaler':
         ips = f.get('img_s', {})
         text = (f"auto -> {f.get('amp_dtype')}; overflow step skipped {f.get('overflow_skipped')}, scale "
                 f"{_f(f.get('scale_before'), 'g')} -> {_f(f.get('scale_after'), 'g')}; scaler state restored "
-                f"{f.get('state_restored')}; ResNet-50-D batch 64: " + ', '.join(f'{k} {_f(v)} img/s' for k, v in ips.items()))
+                f"{f.get('state_restored')}; ResNet-50-D batch 64: "
+                + ', '.join(f'{k} {_f(v)} img/s' for k, v in ips.items()))
     elif name == 'det_amp':
         text = (f"{f.get('amp')}; {_f(f.get('iter_s'), '.3f')} s/iter ({_f(f.get('img_s'), '.1f')} img/s), losses "
                 f"finite {f.get('finite')}, validation {f.get('validated')}")
@@ -259,8 +263,8 @@ def _summary(step: dict) -> str:
                 f"{_f(f.get('channels_last_iter_s'), '.3f')} s/iter; losses finite {f.get('finite')}")
     elif name == 'bench_data':
         text = (f"nvjpeg decode + crop + photometric {_f(f.get('nvjpeg_img_s'))} img/s; CPU worker side "
-                f"{_f(f.get('worker_img_s_per_core'))} img/s/core; ResNet-50-D fp16 training {_f(f.get('train_img_s'))} "
-                f"img/s needs {_f(f.get('cores_to_feed'), '.1f')} worker cores")
+                f"{_f(f.get('worker_img_s_per_core'))} img/s/core; ResNet-50-D fp16 training "
+                f"{_f(f.get('train_img_s'))} img/s needs {_f(f.get('cores_to_feed'), '.1f')} worker cores")
     elif name == 'bench_e2e':
         text = (f"pretrain.py {_f(f.get('tool_img_s'))} img/s, plain loop {_f(f.get('plain_img_s'))} img/s: "
                 f"{_f(f.get('ratio'), '.2f')}x ({f.get('precision')}, channels-last, batch {f.get('batch')})")
@@ -287,7 +291,8 @@ def render_section(doc: dict) -> str:
     head = (f"`make gpu-check` ({'dry run, no GPU' if doc['dry_run'] else 'measured'}) on "
             f"{m.get('gpu') or 'no GPU'}" + (f" x{m['gpus']}" if m.get('gpus') else '') +
             (f", driver {m['driver']}" if m.get('driver') else '') +
-            f"; CPU {m.get('cpu')}, {m.get('cores')} cores; torch {m.get('torch') or '?'}, CUDA {m.get('cuda') or '-'}; "
+            f"; CPU {m.get('cpu')}, {m.get('cores')} cores; torch {m.get('torch') or '?'}, "
+            f"CUDA {m.get('cuda') or '-'}; "
             f"{doc['date']}, {doc['elapsed_s']:.0f} s of the {doc['budget_s']:.0f} s budget"
             + (f"; figures in `{doc['out']}`" if doc.get('out') else '') + '.')
     rows = ['| step | status | figures | peak GPU memory | time |', '|---|---|---|---|---|']
@@ -322,7 +327,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = ToolArgumentParser(description='The first GPU machine\'s check: fp16 scaler path, det/seg --amp, '
                                                  'benchmarks on CUDA, nccl; one JSON and a README section')
     parser.add_argument('--out', default=osp.join(REPO, 'results', 'gpu_check.json'), help='the JSON file')
-    parser.add_argument('--readme', default=osp.join(REPO, 'README.md'), help='README whose gpu-check section is filled')
+    parser.add_argument('--readme', default=osp.join(REPO, 'README.md'),
+                        help='README whose gpu-check section is filled')
     parser.add_argument('--budget', type=float_range(1, 86400), default=480.0,
                         help='seconds for all steps together (default 480)')
     parser.add_argument('--steps', help=f'comma list of steps (default all: {",".join(s.name for s in STEPS)})')
@@ -365,7 +371,8 @@ def dry_run(args, reason: str) -> int:
         plumbing = [run_step(p, osp.join(tmp, 'work'), p.timeout, None) for p in PROBES]
         expected = {'_probe_ok': 'ok', '_probe_fail': 'failed', '_probe_timeout': 'timeout'}
         for p in plumbing:
-            print(f'  plumbing {p["name"]}: {p["status"]} ({p["seconds"]:.1f} s){": " + p["error"] if p["error"] else ""}')
+            error = f': {p["error"]}' if p['error'] else ''
+            print(f'  plumbing {p["name"]}: {p["status"]} ({p["seconds"]:.1f} s){error}')
         wrong = [p['name'] for p in plumbing if p['status'] != expected[p['name']]]
         planned = [dict(name=s.name, what=s.what, command=f'tools/gpu_check.py --child {s.name}', timeout_s=s.timeout,
                         status='planned', seconds=0.0, figures={}, checks={}, peak_gpu=None, error=None) for s in steps]
@@ -422,8 +429,8 @@ def main(argv=None) -> int:
             else:
                 steps.append(run_step(step, work, min(step.timeout, left), memory))
             s = steps[-1]
-            print(f'[{time.monotonic() - start:5.0f} s] {s["name"]}: {s["status"]} ({s["seconds"]:.0f} s) - {summary(s)}',
-                  flush=True)
+            print(f'[{time.monotonic() - start:5.0f} s] {s["name"]}: {s["status"]} ({s["seconds"]:.0f} s) - '
+                  f'{summary(s)}', flush=True)
     finally:
         memory.close()
         shutil.rmtree(work, ignore_errors=True)
@@ -513,6 +520,19 @@ def _env(work, deadline, out):
         f['mmcv_cuda_ops'] = False
         f['mmcv_cuda_ops_error'] = f'{type(e).__name__}: {e}'[:300]
     c['mmcv_cuda_ops'] = f['mmcv_cuda_ops']
+    # randomness.deterministic=True makes mmengine call torch.use_deterministic_algorithms(True); torch documents
+    # that on CUDA this refuses AdaptiveAvgPool2d's backward (the classifier's pooling) and cuBLAS without
+    # CUBLAS_WORKSPACE_CONFIG. Recorded, not a check: whether the project's deterministic runs work on this GPU
+    try:
+        torch.use_deterministic_algorithms(True)
+        x = torch.randn(2, 8, 7, 7, device='cuda', requires_grad=True)
+        torch.nn.Linear(8, 4).cuda()(torch.nn.functional.adaptive_avg_pool2d(x, 1).flatten(1)).sum().backward()
+        torch.cuda.synchronize()
+        f['deterministic_mode'] = 'ok'
+    except RuntimeError as e:
+        f['deterministic_mode'] = ' '.join(str(e).split())[:300]
+    finally:
+        torch.use_deterministic_algorithms(False)
 
 
 def _fp16_scaler(work, deadline, out):
@@ -547,7 +567,8 @@ def _fp16_scaler(work, deadline, out):
     with auto.optim_context(model):
         loss = model(x, y, mode='loss')
     auto.backward(sum(v for k, v in loss.items() if 'loss' in k))
-    next(p for p in model.parameters() if p.grad is not None).grad.view(-1)[0] = float('inf')
+    grad = next(p for p in model.parameters() if p.grad is not None).grad
+    grad[(0,) * grad.ndim] = float('inf')  # (a channels-last gradient has no flat view)
     auto.step()
     auto.zero_grad()
     f['scale_after'] = auto.loss_scaler.get_scale()
@@ -754,10 +775,12 @@ def _bench_e2e(work, deadline, out):
                  '--channels-last', 'on'], deadline)
     row = re.search(r'^on\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)x', proc.stdout, re.M)
     wait = re.search(r'data wait per iteration \(median of runs\): ([\d.]+) s', proc.stdout)
+    value = (lambda i: float(row.group(i)) if row else None)  # noqa: E731
     out['figures'] = dict(first_line=proc.stdout.splitlines()[0], batch=batch, workers=workers,
-                          precision='fp16 + loss scaling' if 'amp_dtype=auto -> fp16' in proc.stdout else 'see first_line',
-                          tool_img_s=float(row.group(1)) if row else None, plain_img_s=float(row.group(2)) if row else None,
-                          ratio=float(row.group(3)) if row else None, tool_data_wait_s=float(wait.group(1)) if wait else None)
+                          precision=('fp16 + loss scaling' if 'amp_dtype=auto -> fp16' in proc.stdout
+                                     else 'see first_line'),
+                          tool_img_s=value(1), plain_img_s=value(2), ratio=value(3),
+                          tool_data_wait_s=float(wait.group(1)) if wait else None)
     out['checks'] = dict(table_parsed=row is not None)
 
 
@@ -780,7 +803,7 @@ train_cfg = dict(max_epochs=2)
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1, save_best=None, max_keep_ckpts=-1))
 visualizer = dict(vis_backends=[dict(type='LocalVisBackend')])
 env_cfg = dict(cudnn_benchmark=False)
-randomness = dict(seed=0, deterministic=True)
+randomness = dict(seed=0, deterministic=False)  # the data order is seeded; nothing else is random here
 """
 
 
@@ -804,8 +827,8 @@ def _nccl(work, deadline, out):
         if nproc == 1:
             _run([sys.executable, osp.join(REPO, 'tools', 'pretrain.py'), cfg, '--work-dir', work_dir], deadline)
         else:
-            proc = _run(['bash', osp.join(REPO, 'tools', 'dist_train.sh'), 'pretrain', cfg, '2', '--work-dir', work_dir],
-                        deadline)
+            proc = _run(['bash', osp.join(REPO, 'tools', 'dist_train.sh'), 'pretrain', cfg, '2', '--work-dir',
+                         work_dir], deadline)
             out['figures']['distributed_logged'] = 'Distributed training: True' in proc.stdout
         runs[name] = {k: load_training_state(osp.join(work_dir, f'epoch_{e}.pth'))['state_dict'] for e, k in
                       ((1, 'start'), (2, 'end'))}
