@@ -370,7 +370,7 @@ def test_new_config_builds_and_dry_runs(name, capsys):
     elif name.startswith('mobilenet'):
         assert rows['input'] == 'train crop 224, val resize 256 centre crop 224'
     else:
-        assert rows['input'] == 'train crop 32, val resize 32' and c.model.backbone.width == 0.25
+        assert rows['input'] == 'train crop 32, val resize 32 centre crop 32' and c.model.backbone.width == 0.25
     model_cfg = dict(c.model, distill=None)  # the teacher's checkpoint comes from a pretraining run
     model = MODELS.build(model_cfg)
     assert type(model.backbone).__name__ == net and model.num_classes == (10 if 'fashion' in name else 1000)

@@ -114,7 +114,7 @@ def seg_label_png_wrong_size(data, tmp_path):
 
 def det_negative_batch(data, tmp_path):
     return (_det(data / 'det', options=['train_dataloader.batch_size=-2']),
-            r'train_dataloader\.batch_size must be a positive integer, got -2')
+            r'train_dataloader\.batch_size = -2: expected an integer >= 1')
 
 
 def seg_unknown_key(data, tmp_path):

@@ -48,8 +48,9 @@ def test_openmmlab_train_tool_runs_our_config_with_our_runner(task, fashion, tmp
                 *data, 'train_cfg.max_iters=4', 'train_cfg.val_interval=4', 'default_hooks.checkpoint.interval=4',
                 'default_hooks.logger.interval=2', 'train_dataloader.num_workers=0', 'val_dataloader.num_workers=0',
                 'train_dataloader.persistent_workers=False', 'val_dataloader.persistent_workers=False',
-                # the detector's 10-iteration warmup ends within the 4 iterations (engine/valid_values.py)
-                *(['param_scheduler.0.end=2', 'param_scheduler.1.begin=2'] if task == 'det' else [])])
+                # the detector's warmup ends within the run (engine/valid_values.py): the first 4 steps of its
+                # 10-iteration line (factor 0.01 + 0.11 per iteration), so the 4 lrs are the config's
+                *(['param_scheduler.0.end=4', 'param_scheduler.0.end_factor=0.34'] if task == 'det' else [])])
     assert 'Iter(train) [4/4]' in log
     assert 'img/s:' in log  # the config's log processor, not the toolbox default
     # BagRunner wrote the checkpoint: renamed from a temporary file when complete, last_checkpoint relative to the

@@ -82,7 +82,8 @@ def test_log_lines_show_images_per_second(tmp_path):
     work = tmp_path / 'work'
     proc = run_tool('pretrain.py', osp.join(REPO, 'configs', 'cls', 'resnet50d_efficient.py'), '--work-dir',
                     str(work), '--cfg-options', *tiny_data_options(data, size=32, batch=4), 'model.num_classes=6',
-                    'train_cfg.max_epochs=1', 'default_hooks.logger.interval=2', 'log_processor.window_size=1')
+                    'train_cfg.max_epochs=1', 'param_scheduler.0.end=1',  # the 5-epoch warmup within the run
+                    'default_hooks.logger.interval=2', 'log_processor.window_size=1')
     log = proc.stdout + proc.stderr
     lines = [line for line in log.splitlines() if 'Epoch(train)' in line and 'eta:' in line]
     assert len(lines) == 3  # 24 images / batch 4 = 6 iterations, a line every 2

@@ -20,7 +20,9 @@ mean = [123.68, 116.779, 103.939]  # the paper's normalisation, as _base_/imagen
 std = [58.393, 57.12, 57.375]
 # Stated once for every row, as the fashion runs were made: the paper's augmentation per image in the workers
 # (colour jitter, lighting, normalisation as separate transforms, not the batched Photometric step), with a
-# 25-100 % crop area (an 8 % crop of a 28 px item would leave 8 px of it); val: resize only, no centre crop.
+# 25-100 % crop area (an 8 % crop of a 28 px item would leave 8 px of it); val: resize to 32 px. The centre crop
+# after it changes nothing on the square 28 px items the runs used; it keeps the val batches stackable on data
+# whose images are not all square (engine/valid_values.py refuses a val pipeline without a fixed output size).
 train_pipeline = [
     dict(type='torchvision/RandomResizedCrop', size=size, scale=(0.25, 1.0), ratio=(3 / 4, 4 / 3), antialias=True),
     dict(type='torchvision/RandomHorizontalFlip', p=0.5),
@@ -31,6 +33,7 @@ train_pipeline = [
 ]
 val_pipeline = [
     dict(type='torchvision/Resize', size=size, antialias=True),
+    dict(type='torchvision/CenterCrop', size=size),
     dict(type='torchvision/ToDtype', dtype='float32', scale=False),
     dict(type='torchvision/Normalize', mean=mean, std=std),
 ]
