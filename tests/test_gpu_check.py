@@ -92,3 +92,21 @@ def test_steps_render_and_the_schema_refuses_a_broken_record():
         tool.check_document(dict(doc, steps=[dict(steps[0], status='failed', error=None)]))
     with pytest.raises(ValueError, match='README: expected one'):
         tool.fill_readme('no markers here', section)
+
+
+def test_fp16_scaler_step_runs_its_code_on_the_cpu(tmp_path, monkeypatch):
+    """The step's own code (not the GPU): auto taken as fp16, as on CUDA; batch 2 at 32 px, one step per dtype."""
+    import time
+
+    import engine.amp
+    tool = _tool()
+    real = engine.amp.amp_choice
+    monkeypatch.setattr(engine.amp, 'amp_choice', lambda req, device=None, cpuinfo=None:
+                        ('fp16', 'as on CUDA (test)') if req == 'auto' else real(req, device, cpuinfo))
+    out = dict(figures={}, checks={})
+    tool._fp16_scaler(str(tmp_path), time.monotonic() + 600, out, batch=2, size=32, iters=1, device='cpu')
+    assert out['checks'] == dict(auto_is_fp16=True, loss_scaling_on=True, overflow_skipped=True, scale_halved=True,
+                                 state_restored=True)
+    f = out['figures']
+    assert f['scale_initial'] == 2.0 ** 16 and f['scale_after'] == f['scale_before'] / 2 <= 2.0 ** 15
+    assert set(out['figures']['img_s']) == {'fp16', 'bf16', 'fp32'}

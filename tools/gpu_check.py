@@ -535,7 +535,8 @@ def _env(work, deadline, out):
         torch.use_deterministic_algorithms(False)
 
 
-def _fp16_scaler(work, deadline, out):
+def _fp16_scaler(work, deadline, out, batch: int = 64, size: int = 224, iters: int = 13, device: str = 'cuda'):
+    """(The keyword arguments let the same code run small on a CPU, as its test of plumbing does.)"""
     import copy
 
     import torch
@@ -547,10 +548,10 @@ def _fp16_scaler(work, deadline, out):
     f, c = out['figures'], out['checks']
     cfg = Config.fromfile(osp.join(REPO, CLS_CONFIG))
     torch.manual_seed(0)
-    model = MODELS.build(cfg.model).cuda().train()  # ResNet-50-D, channels-last as shipped
-    batch = 64
-    x = torch.randn(batch, 3, 224, 224, device='cuda')
-    y = torch.randint(0, 1000, (batch,), device='cuda')
+    model = MODELS.build(cfg.model).to(device).train()  # ResNet-50-D, channels-last as shipped
+    x = torch.randn(batch, 3, size, size, device=device)
+    y = torch.randint(0, 1000, (batch,), device=device)
+    sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
 
     def wrapper(**kw):
         optim_cfg = copy.deepcopy(cfg.optim_wrapper)
@@ -559,10 +560,11 @@ def _fp16_scaler(work, deadline, out):
         return build_optim_wrapper(model, optim_cfg)
 
     auto = wrapper()
-    f.update(amp_dtype=auto.amp_dtype, reason=auto.amp_reason, scale_before=auto.loss_scaler.get_scale())
+    f.update(amp_dtype=auto.amp_dtype, reason=auto.amp_reason, scale_initial=auto.loss_scaler.get_scale())
     c['auto_is_fp16'] = auto.amp_dtype == 'fp16'
     c['loss_scaling_on'] = auto.loss_scaler.is_enabled()
-    model.train_step(dict(inputs=x, data_samples=y), auto)  # a finite step
+    model.train_step(dict(inputs=x, data_samples=y), auto)  # a first step (it may overflow and halve the scale)
+    f['scale_before'] = auto.loss_scaler.get_scale()
     params = [p.detach().clone() for p in model.parameters()]
     with auto.optim_context(model):
         loss = model(x, y, mode='loss')
@@ -584,16 +586,17 @@ def _fp16_scaler(work, deadline, out):
     for dtype in ('fp16', 'bf16', 'fp32'):  # training speed of each precision, same model and batch
         w = wrapper(amp_dtype=dtype)
         times = []
-        for i in range(13):
-            torch.cuda.synchronize()
+        for i in range(iters):
+            sync()
             t0 = time.perf_counter()
             model.train_step(dict(inputs=x, data_samples=y), w)
-            torch.cuda.synchronize()
-            if i >= 3:
+            sync()
+            if i >= min(3, iters - 1):
                 times.append(time.perf_counter() - t0)
         f['img_s'][dtype] = batch / statistics.median(times)
         _left(deadline)
-    f['torch_peak_mib'] = torch.cuda.max_memory_allocated() / 2 ** 20
+    if device == 'cuda':
+        f['torch_peak_mib'] = torch.cuda.max_memory_allocated() / 2 ** 20
 
 
 # ---- generated data (the GPU machine has no Debian data packages) ------------------------------------------------
@@ -814,7 +817,7 @@ def _nccl(work, deadline, out):
         out['skipped'] = f'{gpus} GPU on this machine: the nccl check needs 2'
         out['figures'] = dict(gpus=gpus)
         return
-    from backbones.checkpoint import load_training_state
+    from safe_read import load_training_state
     data = make_imagenet(osp.join(work, 'data'), 4, {'train': 16})
     base = osp.join(REPO, 'configs', 'cls', 'resnet50_baseline.py')
     os.environ['NVIDIA_TF32_OVERRIDE'] = '0'  # no TF32 in either run: they differ only in summation order
