@@ -10,8 +10,8 @@ from .inception import BagInceptionV3
 from .mobilenet import BagMobileNetV1
 from .resnet import BagResNet
 
-# Table 5 of the paper: params (M) and GFLOPs as printed, and top-1; independent counts from
-# ../shared/reference/paper.md (torchvision resnet50 25.56M / 4.11 GMACs; -C/-D 25.58M, ~4.35 GMACs).
+# Table 5 of the paper (He et al., CVPR 2019): params (M) and GFLOPs as printed, and top-1; the independent
+# parameter counts are torchvision's resnet50 (25.56M, 4.11 GMACs) and timm's resnet50d (25.58M, ~4.35 GMACs).
 PAPER_TABLE5 = {
     'A': dict(params_m=25, gflops=3.86, top1=76.21, independent_params_m=25.56),
     'B': dict(params_m=25, gflops=4.13, top1=76.66, independent_params_m=25.56),
@@ -20,8 +20,8 @@ PAPER_TABLE5 = {
 }
 
 
-# The paper's figures for its other two networks (../shared/reference/paper.md: "The three networks"): params
-# (M) without / with Inception-V3's auxiliary head, GMACs at the network's input size, Table 2 / 4 top-1.
+# The paper's figures for its other two networks (Inception-V3, MobileNet; Tables 2 and 4): params (M) without /
+# with Inception-V3's auxiliary head, GMACs at the network's input size, Table 2 / 4 top-1.
 PAPER_NETS = {
     'inception_v3': dict(label='Inception-V3', size=299, params_m=23.8, params_aux_m=27.2, gmacs=5.7,
                          top1_baseline=77.32, top1_efficient=77.50),

@@ -65,8 +65,8 @@ class _Block(nn.Module):
 class BasicBlock(_Block):
     expansion = 1
 
-    def __init__(self, inplanes, planes, stride, dilation, downsample, norm_cfg, stride_on_3x3=True,
-                 conv_cfg=None, with_cp=False, drop_path=0.0):
+    def __init__(self, inplanes, planes, stride, dilation, downsample, norm_cfg, conv_cfg=None, with_cp=False,
+                 drop_path=0.0):
         super().__init__()
         # mmdet/mmseg convention: only the first 3x3 is dilated (so dilated weights match theirs).
         self.conv1 = _conv(conv_cfg, inplanes, planes, 3, stride, dilation)
@@ -437,14 +437,13 @@ class BagResNet(BackboneBase):
         else:
             first = dilation // 2 if (contract_dilation and dilation > 1) else dilation
             dilation_of = [first] + [dilation] * (blocks - 1)
-        stride_on_3x3 = self.variant != 'A'
         extra = dict(extra)
+        if block is Bottleneck:  # ResNet-B/C/D stride in the 3x3 (Section 4.1); a basic block has only 3x3s
+            extra['stride_on_3x3'] = self.variant != 'A'
         drop = extra.pop('drop_path')
-        mods = [block(inplanes, planes, stride, dilation_of[0], downsample, norm_cfg, stride_on_3x3,
-                      drop_path=drop[0], **extra)]
+        mods = [block(inplanes, planes, stride, dilation_of[0], downsample, norm_cfg, drop_path=drop[0], **extra)]
         for j in range(1, blocks):
-            mods.append(block(outplanes, planes, 1, dilation_of[j], None, norm_cfg, stride_on_3x3,
-                              drop_path=drop[j], **extra))
+            mods.append(block(outplanes, planes, 1, dilation_of[j], None, norm_cfg, drop_path=drop[j], **extra))
         return nn.Sequential(*mods)
 
     def residual_blocks(self):

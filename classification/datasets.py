@@ -20,14 +20,10 @@ from torchvision.transforms.v2.functional import to_dtype
 from user_errors import UserInputError
 
 from .registry import DATASETS
-from .transforms import build_pipeline
+from .transforms import UnreadableImageError, build_pipeline
 
 IMG_EXTENSIONS = ('.jpeg', '.jpg', '.png')
 _MAGIC = (b'\xff\xd8\xff', b'\x89PNG\r\n\x1a\n')
-
-
-class UnreadableImageError(UserInputError):
-    """An image file that cannot be decoded."""
 
 
 class ImageFolderError(UserInputError):

@@ -24,7 +24,7 @@ from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from user_errors import ConfigError
+from user_errors import ConfigError, UserInputError
 
 from .registry import TRANSFORMS
 
@@ -104,8 +104,11 @@ _PIL_MODES = {v2.InterpolationMode.BILINEAR: 2, v2.InterpolationMode.BICUBIC: 3}
 _PIL_MODES.update({m.value: p for m, p in list(_PIL_MODES.items())})  # v2 keeps the mode as given
 
 
+class UnreadableImageError(UserInputError):
+    """An image file that does not decode (the dataset names the file)."""
+
+
 def _unreadable(path: str, err: Exception) -> Exception:
-    from .datasets import UnreadableImageError  # datasets imports this module
     first = str(err).splitlines()[0] if str(err) else repr(err)
     return UnreadableImageError(f'{path}: cannot decode image ({first})')
 
@@ -357,25 +360,6 @@ class Photometric:
                 f'lighting={self.lighting.alphastd}, where={self.where!r} -> {self.resolved!r})')
 
 
-def photometric_summary(cfg) -> str:
-    """The trick-table row: where the train pipeline's colour jitter / lighting / normalisation run."""
-    pipeline = ((cfg.get('train_dataloader') or {}).get('dataset') or {}).get('pipeline')
-    steps = [dict(s) for s in pipeline or []]
-    for s in steps:
-        if s.get('type') == 'Photometric':
-            where = s.get('where', 'auto')
-            resolved = resolve_where(where)
-            place = ('device: batched in the data preprocessor, uint8 batches from the workers'
-                     if resolved == 'device' else 'workers: per image in the loader workers')
-            if where != 'auto':
-                return place
-            from mmengine.device import get_device
-            return f'{place} (auto, here {get_device()})'
-    if any(s.get('type') in ('torchvision/ColorJitter', 'PCALighting', 'torchvision/Normalize') for s in steps):
-        return 'workers: per image (ColorJitter/PCALighting/Normalize steps)'
-    return 'none'
-
-
 def build_pipeline(steps: Sequence[dict] | None) -> v2.Compose:
     """Build a ``v2.Compose`` from config dicts (``dtype`` may be given as a string, e.g. 'float32')."""
     transforms = []
@@ -397,21 +381,3 @@ def build_pipeline(steps: Sequence[dict] | None) -> v2.Compose:
         raise ValueError('pipeline: Photometric must be the last step (with where=device it hands the uint8 '
                          'image and its factors to the data preprocessor)')
     return v2.Compose(transforms)
-
-
-def decode_crop_batch_cuda(encoded: Sequence[torch.Tensor], crop: RandomResizedCrop, flip_p: float = 0.5,
-                           device: str | torch.device = 'cuda') -> torch.Tensor:
-    """nvjpeg: decode a batch of JPEG files (uint8 byte tensors from ``read_file``) on the GPU with
-    ``torchvision.io.decode_jpeg(list, device=...)``, then each image's random-resized crop (boxes drawn
-    by ``crop.make_params`` as on the CPU) and horizontal flip there; returns the stacked uint8 batch.
-    """
-    if not torch.cuda.is_available():
-        raise RuntimeError('decode_crop_batch_cuda needs CUDA (torch.cuda.is_available() is False)')
-    images = decode_jpeg(list(encoded), mode=ImageReadMode.RGB, device=device)
-    out = []
-    for img in images:
-        p = crop.make_params([img])
-        x = F.resized_crop(img, p['top'], p['left'], p['height'], p['width'], crop.size,
-                           interpolation=crop.interpolation, antialias=crop.antialias)
-        out.append(x.flip(-1) if torch.rand(1).item() < flip_p else x)
-    return torch.stack(out)

@@ -9,7 +9,7 @@ from backbones.registry import MODELS
 from device_caps import amp_choice, describe
 
 from .schedules import scaled_lr
-from .transforms import photometric_summary
+from .transforms import resolve_where
 
 ARCH_KEYS = ('depth', 'variant', 'width', 'act')  # the backbone arguments that name the network
 
@@ -120,3 +120,22 @@ def trick_table(cfg: Config, world_size: int) -> list[tuple[str, str]]:
 def format_table(rows: list[tuple[str, str]]) -> str:
     width = max(len(k) for k, _ in rows)
     return '\n'.join(f'{k:<{width}}  {v}' for k, v in rows)
+
+
+def photometric_summary(cfg) -> str:
+    """The trick-table row: where the train pipeline's colour jitter / lighting / normalisation run."""
+    pipeline = ((cfg.get('train_dataloader') or {}).get('dataset') or {}).get('pipeline')
+    steps = [dict(s) for s in pipeline or []]
+    for s in steps:
+        if s.get('type') == 'Photometric':
+            where = s.get('where', 'auto')
+            resolved = resolve_where(where)
+            place = ('device: batched in the data preprocessor, uint8 batches from the workers'
+                     if resolved == 'device' else 'workers: per image in the loader workers')
+            if where != 'auto':
+                return place
+            from mmengine.device import get_device
+            return f'{place} (auto, here {get_device()})'
+    if any(s.get('type') in ('torchvision/ColorJitter', 'PCALighting', 'torchvision/Normalize') for s in steps):
+        return 'workers: per image (ColorJitter/PCALighting/Normalize steps)'
+    return 'none'

@@ -26,7 +26,8 @@ from det_helpers import make_voc_tree
 from scale_helpers import REPO
 from seg_helpers import make_ade_tree
 
-from classification.datasets import ImageNetFolder, UnreadableImageError
+from classification.datasets import ImageNetFolder
+from classification.transforms import UnreadableImageError
 
 RNG = np.random.default_rng(0)
 RGB = RNG.integers(0, 256, (20, 24, 3), dtype=np.uint8)

@@ -234,7 +234,7 @@ def test_unreadable_jpeg_is_skipped_or_reported(tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA (nvjpeg); no GPU on this machine')
 def test_nvjpeg_batch_decode_and_batched_photometric_on_cuda(photo_root):
-    from classification.transforms import decode_crop_batch_cuda
+    from classification.gpu_decode import decode_crop_batch_cuda
     crop = RandomResizedCrop(64, antialias=True)
     tiny = [dict(type='torchvision/Resize', size=8)]
     files = [p for p, _ in ImageNetFolder(photo_root, 'train', pipeline=tiny).samples][:6]
