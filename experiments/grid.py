@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from mmengine.config import Config
 
+import safe_write
 from engine.results import read_results, write_results_json
 from safe_read import read_last_checkpoint
 
@@ -87,9 +88,8 @@ class Grid:
     def _tool(self, tool: str, *args: str, log: str) -> None:
         """Run one tool; everything goes to ``log``, progress lines are echoed to stdout."""
         cmd = [self.python, osp.join(REPO, 'tools', tool), *args]
-        os.makedirs(osp.dirname(log), exist_ok=True)
         tail: list[str] = []
-        with open(log, 'a') as f:
+        with safe_write.open_log(log) as f:
             f.write(f'\n$ {" ".join(cmd)}\n')
             f.flush()
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO, text=True,
@@ -292,7 +292,8 @@ def plot(summary: dict, path: str) -> str:
     n = sorted({s['top1'][2] for s in summary.values() if s['top1']})
     fig.suptitle(f'mean over {"/".join(map(str, n))} seed(s); error bars: sample standard deviation', fontsize=9)
     fig.tight_layout()
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=110, metadata={'Software': None})  # no matplotlib version: same records, same bytes
+    # no matplotlib version in the metadata: same records, same bytes
+    safe_write.write_with(path, lambda tmp: fig.savefig(tmp, format='png', dpi=110, metadata={'Software': None}),
+                          what='chart')
     plt.close(fig)
     return path

@@ -33,8 +33,6 @@ Without ``--data`` the files are real photos from Debian's labelme-examples at I
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import os.path as osp
 import statistics
 import sys
@@ -166,8 +164,8 @@ def cuda_figures(args, files) -> dict:
     from torchvision.io import read_file
 
     from backbones.registry import MODELS
-    from classification.transforms import (NUM_PARAMS, Photometric, RandomResizedCrop, apply_photometric,
-                                           decode_crop_batch_cuda)
+    from classification.gpu_decode import decode_crop_batch_cuda
+    from classification.transforms import NUM_PARAMS, Photometric, RandomResizedCrop, apply_photometric
     if not torch.cuda.is_available():
         raise ValueError('--device cuda: torch.cuda.is_available() is False on this machine')
     crop = RandomResizedCrop(args.size, antialias=True)
@@ -270,10 +268,8 @@ def main(argv=None) -> dict:
               f"ResNet-50-D training {cuda['train_img_s']:.0f} img/s; worker side needs "
               f"{cuda['train_img_s'] / rows['worker side']['img_s']:.1f} cores to keep up")
     if args.out:
-        tmp_out = args.out + '.tmp'
-        with open(tmp_out, 'w') as f:
-            json.dump(result, f, indent=1)
-        os.replace(tmp_out, args.out)
+        import safe_write
+        safe_write.write_json(args.out, result, what='--out file')
     return result
 
 

@@ -153,8 +153,8 @@ def plain_loop(args) -> None:
         last = now
         if len(times) == args.iters:
             break
-    with open(args.plain, 'w') as f:
-        json.dump(times, f)
+    import safe_write
+    safe_write.write_json(args.plain, times, what='--plain file')
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -7,11 +7,10 @@ linear scaling; ImageNet at batch 1024 has 1251 iterations per epoch.
 """
 from __future__ import annotations
 
-import os
-
 import matplotlib
 from mmengine.config import Config
 
+import safe_write
 from tool_boundary import ToolArgumentParser, int_range, run_tool, world_size
 
 matplotlib.use('Agg')
@@ -36,8 +35,7 @@ def main(argv=None) -> str:
     ax.set_ylabel('learning rate')
     ax.legend()
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    fig.savefig(args.out, dpi=100)
+    safe_write.write_with(args.out, lambda tmp: fig.savefig(tmp, format='png', dpi=100), what='figure')
     print(f'wrote {args.out}')
     return args.out
 

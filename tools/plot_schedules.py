@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import glob
 import math
-import os
 import os.path as osp
-import tempfile
 
 import matplotlib
 
+import safe_write
 from engine.results import check_output_file
 from safe_read import SCALARS_LINE, read_json_lines
 from tool_boundary import ToolArgumentParser, run_tool
@@ -131,22 +130,9 @@ def plot(runs: list[dict], labels: list[str], out: str) -> None:
 
 
 def save_png(fig, out: str) -> None:
-    """Write atomically (no partial PNG on failure) and without the matplotlib version in the metadata,
-    so the same data gives the same bytes."""
-    folder = osp.dirname(osp.abspath(out))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f'.{osp.basename(out)}.', suffix='.tmp')
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would outlive the rename
-        fig.savefig(tmp, format='png', dpi=100, metadata={'Software': None})
-        os.replace(tmp, out)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Through the writing layer, without the matplotlib version in the metadata (same data, same bytes)."""
+    safe_write.write_with(out, lambda tmp: fig.savefig(tmp, format='png', dpi=100, metadata={'Software': None}),
+                          what='figure')
 
 
 def main(argv=None) -> dict:

@@ -12,10 +12,10 @@ OUT/table.md and OUT/chart.png; --from-results redraws the table and chart from 
 Data: tools/prepare_fashion.py (run first; `make demo` does).
 """
 import argparse
-import os
 import os.path as osp
 import time
 
+import safe_write
 from engine.results import ResultsFileError, write_results_json
 from experiments.grid import METRICS, ROWS, Grid, markdown_table, plot, summarize
 from safe_read import GRID_RESULTS, read_json
@@ -51,9 +51,7 @@ def read_cells(path: str) -> list[dict]:
 def write_outputs(cells: list[dict], out: str) -> str:
     summary = summarize(cells)
     table = markdown_table(summary)
-    os.makedirs(out, exist_ok=True)
-    with open(osp.join(out, 'table.md'), 'w') as f:
-        f.write(table + '\n')
+    safe_write.write_text(osp.join(out, 'table.md'), table + '\n', what='table')
     plot(summary, osp.join(out, 'chart.png'))
     print('\n' + table + '\n')
     return table
