@@ -87,6 +87,7 @@ def _spec(scratch: str) -> dict:
                               missing=lambda m: ['--config', m + '.py']),
         'benchmark_train': dict(base=[], ranges={'--batch': (1, 1024), '--warmup': (0, 1000), '--iters': (1, 10_000),
                                                  '--size': (32, 1024)}),
+        'gpu_check': dict(base=['--dry-run', '--dry-run-dir', s('gpu')], float_ranges={'--budget': (1, 86400)}),
     }
 
 
@@ -134,6 +135,23 @@ def _in_range(text: str, lo, hi) -> bool:
     return (lo is None or value >= lo) and (hi is None or value <= hi)
 
 
+def _in_float_range(text: str, lo: float, hi: float) -> bool:
+    try:
+        value = float(text)
+    except ValueError:
+        return False
+    return math.isfinite(value) and lo <= value <= hi
+
+
+def bad_float(lo: float, hi: float) -> st.SearchStrategy[str]:
+    """Text that is not a finite number in [lo, hi]: NaN, inf, below, above, huge, not a number."""
+    words = ['nan', 'NaN', '-nan', 'inf', '-inf', 'infinity', '1e999', '', 'fast', '9' * 5000]
+    return st.one_of(st.sampled_from(words),
+                     st.floats(max_value=lo, exclude_max=True).map(repr),
+                     st.floats(min_value=hi, exclude_min=True).map(repr),
+                     st.text(max_size=12)).filter(lambda text: not _in_float_range(text, lo, hi))
+
+
 def bad_int(lo: int | None, hi: int | None) -> st.SearchStrategy[str]:
     """Text that is not an integer in [lo, hi]: below, above, huge, NaN, inf, a float, not a number."""
     options = [st.sampled_from(['nan', 'NaN', 'inf', '-inf', '1e3', '2.5', '', ' ', 'ten', '0x10', '9' * 5000]),
@@ -160,7 +178,8 @@ FLAG_NAME = st.from_regex(r'[a-z][a-z0-9-]{0,10}', fullmatch=True)
 def mistake(draw, spec: dict) -> tuple[list[str], tuple[str, ...]]:
     """One wrong command line of a tool, and words its error line must contain."""
     kinds = ['unknown_flag']
-    if spec.get('ranges'):
+    ranges = {**spec.get('ranges', {}), **spec.get('float_ranges', {})}
+    if ranges:
         kinds += ['range', 'range', 'missing_value']
     if spec.get('choices'):
         kinds.append('choice')
@@ -172,11 +191,12 @@ def mistake(draw, spec: dict) -> tuple[list[str], tuple[str, ...]]:
         flag = '--zz-' + draw(FLAG_NAME)
         return base + [flag], ('unrecognized arguments', flag)
     if kind == 'range':
-        flag = draw(st.sampled_from(sorted(spec['ranges'])))
-        value = draw(bad_int(*spec['ranges'][flag]))
+        flag = draw(st.sampled_from(sorted(ranges)))
+        bad = bad_float if flag in spec.get('float_ranges', {}) else bad_int
+        value = draw(bad(*ranges[flag]))
         return base + [f'{flag}={value}'], (flag,)
     if kind == 'missing_value':
-        flag = draw(st.sampled_from(sorted(spec['ranges'])))
+        flag = draw(st.sampled_from(sorted(ranges)))
         return base + [flag], (flag, 'expected')
     if kind == 'choice':
         flag = draw(st.sampled_from(sorted(spec['choices'])))
@@ -214,15 +234,16 @@ def test_help_still_prints_and_exits_0(name):
 # -- the real command line -------------------------------------------------------------------------
 def _one_real_example(name: str, scratch: str) -> list[str]:
     spec = _spec(scratch)[name]
-    if spec.get('ranges'):
-        flag, (lo, _) = sorted(spec['ranges'].items())[0]
+    ranges = {**spec.get('ranges', {}), **spec.get('float_ranges', {})}
+    if ranges:
+        flag, (lo, _) = sorted(ranges.items())[0]
         return spec['base'] + [f'{flag}={lo - 1}']
     return spec['base'] + ['--zz-not-an-option']
 
 
 # the tools whose interpreter start-up is cheap, and pretrain for those that import the engine (the same
 # __main__ line, checked for every tool below)
-REAL = ['pretrain', 'plot_lr', 'prepare_fashion', 'benchmark_data', 'benchmark_e2e', 'benchmark_train']
+REAL = ['pretrain', 'plot_lr', 'prepare_fashion', 'benchmark_data', 'benchmark_e2e', 'benchmark_train', 'gpu_check']
 
 
 def test_cheap_tools_from_a_real_command_line(scratch):
@@ -247,7 +268,8 @@ def test_every_tools_main_runs_inside_the_boundary(name):
     blocks = [node for node in tree.body
               if isinstance(node, ast.If) and ast.unparse(node.test) == "__name__ == '__main__'"]
     assert len(blocks) == 1
-    assert [ast.unparse(n) for n in blocks[0].body] in (['run_tool(main)'], ['tool_boundary.run_tool(main)'])
+    assert [ast.unparse(n) for n in blocks[0].body] in (['run_tool(main)'], ['tool_boundary.run_tool(main)'],
+                                                        ['sys.exit(run_tool(main))'])  # gpu_check: main's status
 
 
 # -- a data-loader worker's user error -------------------------------------------------------------
