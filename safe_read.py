@@ -12,6 +12,11 @@ What it guarantees, for any content of the file (not only the cases a test names
   updates the class-wide table of statistics methods its own ``__setstate__`` would). Last, the loaded
   object is walked iteratively (:data:`MAX_DEPTH` levels, no cycles, plain data only: containers, numbers,
   text, tensors, numpy arrays and scalars, HistoryBuffers). Any failure is one :class:`CheckpointError`.
+* **safetensors files** (:func:`load_safetensors_file`; :func:`load_weights_file` picks it by the
+  ``.safetensors`` extension or the format's magic): no pickle at all. The header is bounded
+  (:data:`MAX_SAFETENSORS_HEADER`), is UTF-8 JSON without duplicate names, names only tensors of the
+  dtypes in :data:`SAFETENSORS_DTYPES` with byte ranges that match their shapes and tile the data exactly,
+  and the file's size is what the header describes; only then does the ``safetensors`` package build them.
 * **Weights loaded into a model** (:func:`check_weight_values`): floating point where the model's tensor
   is, and finite (no NaN/Inf); integer buffers (BatchNorm's ``num_batches_tracked``) stay integer.
 * **Resume state** (:func:`check_training_state`): ``meta`` epoch/iter non-negative integers, a seed numpy
@@ -66,6 +71,13 @@ MAX_LAST_CHECKPOINT_BYTES = 4096   # last_checkpoint: one file name
 MAX_JSON_BYTES = 64 * 2 ** 20      # a results / grid / logit-gap file
 MAX_JSON_LINES_BYTES = 256 * 2 ** 20  # mmengine's scalars.json (a line per logged iteration)
 MAX_JSON_DEPTH = 64
+MAX_SAFETENSORS_HEADER = 16 * 2 ** 20  # a safetensors file's JSON header (a ResNet-50's: about 30 KiB;
+                                       # the safetensors package itself allows up to 100 MB)
+MAX_SAFETENSORS_TENSORS = 200_000     # entries in that header (as MAX_ZIP_ENTRIES)
+
+def _size(n: int) -> str:
+    return f'{n >> 20} MiB' if n >= 2 ** 20 and n % 2 ** 20 == 0 else f'{n:,} bytes'
+
 
 _UNREACHABLE = '\n'  # a GLOBAL's module and name are read up to a newline: a key containing one is unreachable
 
@@ -326,7 +338,7 @@ def _scan_pickle(data, start: int, budget: list) -> tuple[int, set[str]]:
         if pos >= end:
             raise _PickleProblem('it ends in the middle of a pickle')
         if pos - start > MAX_PICKLE_BYTES:
-            raise _PickleProblem(f'its pickle is larger than {MAX_PICKLE_BYTES >> 20} MiB')
+            raise _PickleProblem(f'its pickle is larger than {_size(MAX_PICKLE_BYTES)}')
         op = data[pos]
         pos += 1
         budget[0] -= 1
@@ -374,7 +386,7 @@ def _zip_pickles(f, path: str) -> list[bytes]:
         for info in infos:
             if info.file_size > MAX_PICKLE_BYTES:
                 raise _PickleProblem(f'{info.filename} is {info.file_size:,} bytes, more than the '
-                                     f'{MAX_PICKLE_BYTES >> 20} MiB a checkpoint\'s pickle may have')
+                                     f'{_size(MAX_PICKLE_BYTES)} a checkpoint\'s pickle may have')
         return [z.read(i) for i in infos]
 
 
@@ -553,8 +565,135 @@ def _refusal(path: str, e: Exception, what: str) -> CheckpointError:
     return _bad(path, what, f'the torch loader says {type(e).__name__}: {text.strip()[:120] or repr(e)}')
 
 
+# -- safetensors: no pickle -------------------------------------------------------------------------------
+SAFETENSORS_DTYPES = {'F64': 8, 'F32': 4, 'F16': 2, 'BF16': 2, 'I64': 8, 'I32': 4, 'I16': 2, 'I8': 1, 'U8': 1,
+                      'BOOL': 1}
+"""The tensor dtypes a safetensors file may hold here, with their sizes in bytes (torch's dense dtypes)."""
+MAX_TENSOR_NAME = 1024
+MAX_TENSOR_DIMS = 16
+
+
+def _is_safetensors(path: str) -> bool:
+    """The ``.safetensors`` extension, or the format's magic: an 8-byte little-endian header length, then the
+    header's ``{`` (torch's zip starts ``PK``, its legacy pickle ``\\x80``)."""
+    if str(path).lower().endswith('.safetensors'):
+        return True
+    try:
+        f, _ = _open_regular(path, 'weights file', CheckpointError)
+    except CheckpointError:
+        return False  # the torch loader names the problem
+    with f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:9] == b'{' and not head.startswith((b'PK', b'\x80'))
+
+
+def _no_duplicates(pairs):
+    names = [k for k, _ in pairs]
+    if len(set(names)) != len(names):
+        raise ValueError(f'the name {next(k for k, n in Counter(names).items() if n > 1)[:40]!r} appears twice')
+    return dict(pairs)
+
+
+def _safetensors_layout(blob: bytes, path: str, bad) -> tuple[list[str], int]:
+    """The tensor names of a safetensors header, in file order, and the bytes of data it describes."""
+    try:
+        header = json.loads(blob.decode('utf-8'), object_pairs_hook=_no_duplicates)
+    except UnicodeDecodeError:
+        raise bad('its header is not UTF-8 text') from None
+    except json.JSONDecodeError as e:
+        raise bad(f'its header is not JSON ({e.msg} at byte {e.pos})') from None
+    except (ValueError, RecursionError) as e:
+        raise bad(f'its header is not a table of tensors ({str(e)[:120] or type(e).__name__})') from None
+    if not isinstance(header, dict):
+        raise bad(f'its header is {_found(header)}, not an object of tensors')
+    meta = header.pop('__metadata__', {})
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise bad('its __metadata__ is not an object of strings')
+    if len(header) > MAX_SAFETENSORS_TENSORS:
+        raise bad(f'it names {len(header):,} tensors, more than {MAX_SAFETENSORS_TENSORS:,}')
+    spans = []
+    for name, entry in header.items():
+        where = f'tensor {name[:40]!r}'
+        if not name or len(name) > MAX_TENSOR_NAME or not name.isprintable():
+            raise bad(f'{where}: a tensor name must be 1..{MAX_TENSOR_NAME} printable characters')
+        if not isinstance(entry, dict) or set(entry) != {'dtype', 'shape', 'data_offsets'}:
+            raise bad(f'{where} is {_found(entry)}; expected an object with dtype, shape, data_offsets')
+        dtype, shape, offsets = entry['dtype'], entry['shape'], entry['data_offsets']
+        if dtype not in SAFETENSORS_DTYPES:
+            raise bad(f'{where} has dtype {str(dtype)[:20]!r}; expected a tensor dtype, one of '
+                      f'{", ".join(SAFETENSORS_DTYPES)}')
+        if not (isinstance(shape, list) and len(shape) <= MAX_TENSOR_DIMS
+                and all(type(d) is int and d >= 0 for d in shape)):
+            raise bad(f'{where} has the shape {str(shape)[:60]}; expected a list of at most {MAX_TENSOR_DIMS} '
+                      'non-negative integers')
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)
+                and 0 <= offsets[0] <= offsets[1]):
+            raise bad(f'{where} has the data_offsets {str(offsets)[:60]}; expected [begin, end] with '
+                      '0 <= begin <= end')
+        nbytes = math.prod(shape) * SAFETENSORS_DTYPES[dtype]
+        if offsets[1] - offsets[0] != nbytes:
+            raise bad(f'{where}: {dtype} {tuple(shape)} needs {nbytes:,} bytes, its data_offsets span '
+                      f'{offsets[1] - offsets[0]:,}')
+        spans.append((offsets[0], offsets[1], name))
+    spans.sort()
+    end = 0
+    for begin, stop, name in spans:
+        if begin != end:
+            raise bad(f'tensor {name[:40]!r} starts at byte {begin:,} of the data, expected {end:,} '
+                      '(tensors must tile the data without gaps or overlaps)')
+        end = stop
+    return [name for _, _, name in spans], end
+
+
+def load_safetensors_file(path: str) -> dict:
+    """Read a ``.safetensors`` weights file (no pickle at all): name -> tensor, in file order.
+
+    Before any tensor is built, the 8-byte header length is at most :data:`MAX_SAFETENSORS_HEADER` and
+    within the file, the header is checked (:func:`_safetensors_layout`: UTF-8 JSON, no duplicate names,
+    names of 1..1024 printable characters, only the dtypes in :data:`SAFETENSORS_DTYPES`, byte ranges that
+    match each shape and tile the data) and the file's size is exactly header plus data. The bytes checked
+    are the bytes the ``safetensors`` package then reads. Any problem is one :class:`CheckpointError`."""
+    def bad(detail: str) -> CheckpointError:
+        return CheckpointError(f'{path}: not a readable safetensors file ({detail}); expected a .safetensors file '
+                               'as safetensors.torch.save_file writes it')
+
+    check_readable_file(path, 'weights file')
+    f, st = _open_regular(path, 'weights file', CheckpointError)
+    with f:
+        size = st.st_size
+        if size < 10:
+            raise bad(f'{size} bytes, too short for a header length and a header')
+        n = int.from_bytes(f.read(8), 'little')
+        if n > MAX_SAFETENSORS_HEADER:
+            raise bad(f'its header length says {n:,} bytes, more than the {MAX_SAFETENSORS_HEADER >> 20} MiB a '
+                      'header may have')
+        if 8 + n > size:
+            raise bad(f'its header length says {n:,} bytes, the file has {size - 8:,} after it')
+        names, data_bytes = _safetensors_layout(f.read(n), path, bad)
+        if 8 + n + data_bytes != size:
+            raise bad(f'the header describes {data_bytes:,} bytes of tensor data, the file holds {size - 8 - n:,} '
+                      '(truncated, or extra bytes)')
+        f.seek(0)
+        blob = f.read(size + 1)
+    if len(blob) != size:
+        raise bad('the file changed while it was read')
+    from safetensors import SafetensorError
+    from safetensors.torch import load as load_safetensors
+    try:
+        tensors = load_safetensors(blob)
+    except (SafetensorError, ValueError, TypeError, RuntimeError) as e:
+        raise bad(f'the safetensors reader says {" ".join(str(e).split())[:160]}') from None
+    if set(tensors) != set(names):
+        raise bad('the safetensors reader returned other tensors than the header names')
+    return OrderedDict((name, tensors[name]) for name in names)
+
+
 def load_weights_file(path: str) -> dict:
-    """Read a weights file from outside: the restricted unpickler, the allow-list, the limits above."""
+    """Read a weights file from outside: a safetensors file (by extension or magic) with
+    :func:`load_safetensors_file`, anything else with the restricted unpickler, the allow-list, the limits
+    above."""
+    if _is_safetensors(path):
+        return load_safetensors_file(path)
     obj = _restricted_load(path, 'weights file')
     if not isinstance(obj, Mapping):
         raise CheckpointError(f'{path}: expected a dict of tensors, got {type(obj).__name__}')
@@ -656,6 +795,12 @@ class _Mismatch(Exception):
         self.loc, self.text = loc, text
 
 
+def _key(key) -> str:
+    """A key as a message shows it: as it is when plain, else quoted with its control characters escaped."""
+    text = str(key)
+    return text[:40] if text.isprintable() and text.strip() == text and text else repr(text[:40])
+
+
 def _found(value) -> str:
     if isinstance(value, _NonFinite):
         return value.text
@@ -670,7 +815,7 @@ def _found(value) -> str:
     if isinstance(value, (list, tuple)):
         return f'a list of {len(value)} item(s)' if value else 'an empty list'
     if isinstance(value, Mapping):
-        keys = ', '.join(map(str, list(value)[:5])) + (', ...' if len(value) > 5 else '')
+        keys = ', '.join(map(_key, list(value)[:5])) + (', ...' if len(value) > 5 else '')
         return f'an object with keys {keys}' if value else 'an empty object'
     return f'a {type(value).__name__}'
 
@@ -794,7 +939,7 @@ class AnyValue(Shape):
             if isinstance(node, _NonFinite) and not self.nonfinite_ok:
                 raise _Mismatch(where, f'expected a finite number or no value (got {node.text})')
             if isinstance(node, Mapping):
-                stack += [(v, where + [str(k)]) for k, v in node.items()]
+                stack += [(v, where + [_key(k)]) for k, v in node.items()]
             elif isinstance(node, list):
                 stack += [(v, where + [f'item {i}']) for i, v in enumerate(node)]
         return _finite_or_float(value) if self.nonfinite_ok else value
@@ -840,7 +985,7 @@ class MapOf(Shape):
         if not isinstance(value, Mapping) or len(value) < self.min_len or not all(isinstance(k, str) for k in value):
             self.fail(value, loc)
         for k in list(value):
-            value[k] = self.value.check(value[k], loc + [k])
+            value[k] = self.value.check(value[k], loc + [_key(k)])
         return value
 
 
@@ -864,11 +1009,11 @@ class Record(Shape):
         for key in list(value):
             shape = self.required.get(key) or self.optional.get(key) or self.extra
             if shape is None:
-                raise _Mismatch(loc, f'has the unexpected key {str(key)[:40]!r}; expected {self.desc}')
+                raise _Mismatch(loc, f'has the unexpected key {_key(key)}; expected {self.desc}')
             try:
-                value[key] = shape.check(value[key], loc + [str(key)])
+                value[key] = shape.check(value[key], loc + [_key(key)])
             except _Mismatch as e:
-                if e.loc != loc + [str(key)] or not e.text.startswith('expected ') or shape is self.extra:
+                if e.loc != loc + [_key(key)] or not e.text.startswith('expected ') or shape is self.extra:
                     raise
                 problems.append(f'{key}: {e.text[len("expected "):]}')
         if problems:  # every field of this object that is missing or of the wrong kind, in one line
@@ -939,11 +1084,11 @@ def _read_text(path: str, what: str, error, limit: int, expected: str) -> str:
     f, st = _open_regular(path, what, error)
     with f:
         if st.st_size > limit:
-            raise error(f'{what} {path} is {st.st_size:,} bytes, more than the {limit >> 20} MiB such a file may '
+            raise error(f'{what} {path} is {st.st_size:,} bytes, more than the {_size(limit)} such a file may '
                         f'have; expected {expected}')
         blob = f.read(limit + 1)
     if len(blob) > limit:
-        raise error(f'{what} {path} is more than {limit >> 20} MiB; expected {expected}')
+        raise error(f'{what} {path} is more than {_size(limit)}; expected {expected}')
     try:
         return blob.decode('utf-8')
     except UnicodeDecodeError as e:

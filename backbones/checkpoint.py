@@ -23,8 +23,7 @@ from typing import Mapping
 import torch
 from mmengine.logging import print_log
 
-from safe_read import check_weight_values, literal_value, load_training_state, load_weights_file, \
-    parse_config_text
+from safe_read import check_weight_values, literal_value, load_weights_file, parse_config_text
 from user_errors import CheckpointError
 
 def backbone_cfg_from_meta(checkpoint: Mapping, source: str) -> dict:

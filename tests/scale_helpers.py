@@ -136,7 +136,7 @@ randomness = dict(seed=0, deterministic=True)
 
 
 def state_dict(path: str) -> dict:
-    from backbones.checkpoint import load_training_state  # the restricted loader --resume uses
+    from safe_read import load_training_state  # the restricted loader --resume uses
     return load_training_state(path)['state_dict']
 
 

@@ -15,7 +15,7 @@ from mmengine.optim import build_optim_wrapper
 import classification  # noqa: F401  (registers the classifier for the trick table)
 import device_caps
 import engine  # noqa: F401  (registers MixedPrecisionOptimWrapper)
-from backbones.checkpoint import load_training_state
+from safe_read import load_training_state
 from classification.trick_report import trick_table
 from cls_helpers import make_shapes_imagenet
 from engine.amp import MixedPrecisionOptimWrapper

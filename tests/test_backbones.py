@@ -7,7 +7,8 @@ import torchvision
 from torch import nn
 
 from backbones import BagResNet
-from backbones.checkpoint import convert_backbone_state, load_backbone_weights, load_weights_file
+from backbones.checkpoint import convert_backbone_state, load_backbone_weights
+from safe_read import load_weights_file
 from user_errors import CheckpointError
 
 

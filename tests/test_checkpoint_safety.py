@@ -17,7 +17,7 @@ from det_helpers import make_voc_tree
 from scale_helpers import cls_config
 from seg_helpers import make_ade_tree
 
-from backbones.checkpoint import load_training_state, load_weights_file
+from safe_read import load_training_state, load_weights_file
 from user_errors import CheckpointError
 
 

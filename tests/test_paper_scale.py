@@ -23,7 +23,7 @@ import torch
 from mmengine.config import Config
 from PIL import Image
 
-from backbones.checkpoint import load_training_state
+from safe_read import load_training_state
 from device_caps import amp_choice
 from engine.results import read_results
 from paper_data import make_ade_photos, make_imagenet_photos, make_voc0712, read_voc_objects, require_real_data

@@ -19,7 +19,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from backbones.checkpoint import load_training_state
+from safe_read import load_training_state
 from device_caps import amp_choice
 from paper_data import make_imagenet_photos, require_real_data
 from scale_helpers import REPO, run_tool

@@ -15,7 +15,7 @@ import torch
 from mmengine.config import Config
 
 import classification  # noqa: F401
-from backbones.checkpoint import load_training_state
+from safe_read import load_training_state
 from backbones.registry import MODELS
 from cls_helpers import make_shapes_imagenet
 from scale_helpers import REPO, checkpoint_files, cls_config, run_tool, state_dict

@@ -8,10 +8,12 @@ import os
 import os.path as osp
 import shutil
 
+import pytest
 import torch
 
 import safe_write
-from backbones.checkpoint import load_training_state
+from safe_read import load_training_state, read_last_checkpoint
+from user_errors import CheckpointError
 from cls_helpers import make_shapes_imagenet
 from scale_helpers import MEAN, STD, checkpoint_files, cls_config, run_tool, state_dict
 from test_bad_input_more import snapshot
@@ -84,8 +86,9 @@ def test_resuming_another_runs_checkpoint_leaves_that_run_alone(tmp_path):
 
 
 def test_a_copied_work_dir_resumes_from_its_own_files(tmp_path):
-    """``last_checkpoint`` used to hold an absolute path: a copy resumed from the original. Old files
-    are still read (an absolute path into another dir means this dir's file of the same name)."""
+    """``last_checkpoint`` names its checkpoint relative to the work dir, so a copy resumes from its own files
+    (the original is damaged here: reading it would fail). An absolute path (as mmengine itself writes, or
+    an older run of this project) is not followed anywhere: it is one error that says to pass --resume FILE."""
     data = make_shapes_imagenet(str(tmp_path / 'data'), num_classes=3, per_class={'train': 2}, size=36)
     one = cls_config(str(tmp_path / 'one.py'), data, num_classes=3, batch=6, epochs=1)
     two = cls_config(str(tmp_path / 'two.py'), data, num_classes=3, batch=6, epochs=2)
@@ -93,11 +96,15 @@ def test_a_copied_work_dir_resumes_from_its_own_files(tmp_path):
     run_tool('pretrain', one, '--work-dir', str(original))
     assert (original / 'last_checkpoint').read_text() == 'epoch_1.pth'
     shutil.copytree(original, copy)
-    (copy / 'last_checkpoint').write_text(str(original / 'epoch_1.pth'))  # as mmengine wrote it
     blob = (original / 'epoch_1.pth').read_bytes()
     (original / 'epoch_1.pth').write_bytes(blob[:len(blob) // 3])  # reading the original would fail now
-    proc = run_tool('pretrain', two, '--work-dir', str(copy), '--resume')
-    assert f"resuming from this work dir's {copy / 'epoch_1.pth'}" in proc.stdout
+    run_tool('pretrain', two, '--work-dir', str(copy), '--resume')
     assert (copy / 'last_checkpoint').read_text() == 'epoch_2.pth'
     assert load_training_state(str(copy / 'epoch_2.pth'))['meta']['epoch'] == 2
     assert osp.getsize(original / 'epoch_1.pth') == len(blob) // 3  # the original was not touched
+    old_style = tmp_path / 'old_style'
+    old_style.mkdir()
+    (old_style / 'epoch_1.pth').write_bytes(b'x')
+    (old_style / 'last_checkpoint').write_text(str(original / 'epoch_1.pth'))  # as mmengine writes it
+    with pytest.raises(CheckpointError, match=r"names the absolute path .*; pass --resume .*epoch_1\.pth"):
+        read_last_checkpoint(str(old_style))
