@@ -379,6 +379,38 @@ def open_log(path: str, what: str = 'log file'):
     return f
 
 
+def replace_marked_section(text: str, begin: str, end: str, section: str, where: str = 'the file') -> str:
+    """``text`` with what lies between the ``begin`` and ``end`` markers replaced by ``section`` (each marker
+    exactly once, in that order)."""
+    if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
+        raise OutputError(f'{where}: expected one {begin} line followed by one {end} line; it is kept')
+    start, stop = text.index(begin) + len(begin), text.index(end)
+    return text[:start] + '\n' + section.strip() + '\n' + text[stop:]
+
+
+def write_marked_section(path: str, begin: str, end: str, section: str, what: str = 'file') -> str:
+    """Replace the text between the ``begin`` and ``end`` marker lines of a file the user owns (README's
+    generated section): the markers are the project's claim, everything outside them is kept byte for byte.
+    Rewritten atomically."""
+    kind = _kind(path)
+    _refuse_link_or_special(path, what, kind)
+    if kind != 'file':
+        raise OutputError(f'{what} {path} does not exist; expected a file holding the lines {begin} and {end}')
+    with open(path, encoding='utf-8') as f:
+        new = replace_marked_section(f.read(), begin, end, section, f'{what} {path}')
+    folder = osp.dirname(osp.abspath(path))
+    tmp = _tmp_name(folder, osp.basename(path))
+    try:
+        with open(tmp, 'x', encoding='utf-8') as f:
+            f.write(new)
+        os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
+        os.replace(tmp, path)
+    finally:
+        if osp.lexists(tmp):
+            os.remove(tmp)
+    return path
+
+
 def create_new(path: str, text: str, what: str = 'file') -> bool:
     """Create ``path`` with ``text`` only if nothing is there (atomic, complete when it appears: a lock file).
     Returns False when something already exists at ``path``."""

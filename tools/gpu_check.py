@@ -53,6 +53,7 @@ import time
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
+import safe_write  # noqa: E402
 from tool_boundary import ToolArgumentParser, float_range, run_tool  # noqa: E402  (the repository on the path first)
 SCHEMA = 'bagtricks-gpu-check/1'
 BEGIN, END = '<!-- gpu-check:begin -->', '<!-- gpu-check:end -->'
@@ -304,22 +305,12 @@ def render_section(doc: dict) -> str:
 
 def fill_readme(text: str, section: str) -> str:
     """``text`` with everything between the gpu-check markers replaced by ``section``."""
-    if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
-        raise ValueError(f'README: expected one {BEGIN} line followed by one {END} line')
-    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
-    return text[:start] + '\n' + section.strip() + '\n' + text[end:]
+    return safe_write.replace_marked_section(text, BEGIN, END, section, 'README')
 
 
 def write_readme(path: str, section: str) -> None:
-    with open(path, encoding='utf-8') as f:
-        text = f.read()
-    new = fill_readme(text, section)
-    # README is the user's tracked file, not one the writing layer made (safe_write would refuse to replace it):
-    # only the marked section changes, written to a temporary file beside it and renamed over it
-    tmp = f'{path}.gpu-check-{os.getpid()}.tmp'
-    with open(tmp, 'w', encoding='utf-8') as f:
-        f.write(new)
-    os.replace(tmp, path)
+    """Only the marked section of README changes (the writing layer's rule for a file the user owns)."""
+    safe_write.write_marked_section(path, BEGIN, END, section, 'README')
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -379,7 +370,7 @@ def dry_run(args, reason: str) -> int:
         out = osp.join(tmp, 'gpu_check.json')
         doc = document(planned, args.budget, time.monotonic() - start, True, out, plumbing)
         check_document(doc)
-        import safe_write
+
         safe_write.write_json(out, doc, what='gpu_check JSON')
         with open(out) as f:
             check_document(json.load(f))
@@ -412,7 +403,6 @@ def main(argv=None) -> int:
         return dry_run(args, '--dry-run')
     if not cuda_available():
         return dry_run(args, 'no CUDA on this machine (torch.cuda.is_available() is False)')
-    import safe_write
     safe_write.check_output(args.out, '--out file')  # before minutes of work: the file may be written
     with open(args.readme, encoding='utf-8') as f:
         fill_readme(f.read(), '')  # and README has the markers
@@ -452,7 +442,7 @@ def child_main(args) -> int:
     try:
         fn(args.work, deadline, out)
     finally:  # what was measured before a failure is kept
-        import safe_write
+
         safe_write.write_json(args.result, out, what='step result')
     return 0
 
@@ -695,7 +685,7 @@ def random_backbone(work: str) -> str:
     """A ResNet-50-D backbone file of random weights for --pretrained (the det/seg configs name an export)."""
     import torch
 
-    import safe_write
+
     from backbones.registry import MODELS
     torch.manual_seed(0)
     state = MODELS.build(dict(type='BagResNet', depth=50, variant='D')).state_dict()

@@ -33,6 +33,8 @@ def main(argv=None):
     if args.dry_run:
         import classification  # noqa: F401  (registers LinearWarmupLR for the table)
         from classification.trick_report import format_table, trick_table
+        from engine.valid_values import check_values
+        check_values(cfg)  # the values a run would refuse, refused here too
         print(f'config: {args.config}\n' + format_table(trick_table(cfg, args.world_size)))
         return None
     runner = runner_from_cfg(cfg)
