@@ -370,7 +370,6 @@ def dry_run(args, reason: str) -> int:
         out = osp.join(tmp, 'gpu_check.json')
         doc = document(planned, args.budget, time.monotonic() - start, True, out, plumbing)
         check_document(doc)
-
         safe_write.write_json(out, doc, what='gpu_check JSON')
         with open(out) as f:
             check_document(json.load(f))
@@ -442,7 +441,6 @@ def child_main(args) -> int:
     try:
         fn(args.work, deadline, out)
     finally:  # what was measured before a failure is kept
-
         safe_write.write_json(args.result, out, what='step result')
     return 0
 
@@ -684,7 +682,6 @@ def make_ade(root: str, n_train: int = 8, seed: int = 0) -> str:
 def random_backbone(work: str) -> str:
     """A ResNet-50-D backbone file of random weights for --pretrained (the det/seg configs name an export)."""
     import torch
-
 
     from backbones.registry import MODELS
     torch.manual_seed(0)
