@@ -53,7 +53,8 @@ def _kind(path: str) -> str | None:
     except FileNotFoundError:
         return None
     except NotADirectoryError:
-        raise OutputError(f'{path}: a parent of this path is a file, not a folder') from None
+        raise OutputError(f'{path}: a folder on this path is a file ({_first_file_parent(path)}); choose a path '
+                          'whose parents are folders') from None
     if stat.S_ISLNK(mode):
         return 'link'
     if stat.S_ISREG(mode):
@@ -61,6 +62,13 @@ def _kind(path: str) -> str | None:
     if stat.S_ISDIR(mode):
         return 'dir'
     return 'special'
+
+
+def _first_file_parent(path: str) -> str:
+    probe = osp.dirname(osp.abspath(path))
+    while probe != osp.dirname(probe) and not osp.isfile(probe):
+        probe = osp.dirname(probe)
+    return probe
 
 
 def _refuse_link_or_special(path: str, what: str, kind: str | None) -> None:

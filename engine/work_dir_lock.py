@@ -59,7 +59,6 @@ class WorkDirLock:
             return None
 
     def acquire(self) -> None:
-        safe_write.check_output(self.path, 'lock file')
         for _ in range(10):
             if safe_write.create_new(self.path, json.dumps(self.info), 'lock file'):
                 self.held = True

@@ -29,6 +29,8 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
+import safe_write
+
 from cls_helpers import make_shapes_imagenet
 from det_helpers import make_voc_tree
 from scale_helpers import MEAN, REPO, STD, checkpoint_files, child_env, cls_config, free_port
@@ -253,7 +255,7 @@ CASES = {
     'test_cls_other_classes': (lambda e, t: T(e, t, e['cls_5']),
                                r'cls_5\.pth does not fit BagClassifier\(.*, 3 classes\): 2 shape mismatches'),
     'test_cls_out_is_dir': (lambda e, t: T(e, t, e['cls_D'], '--out', e['root']),
-                            r'results file .* is a directory; expected a file path'),
+                            r'results file .* is a folder; expected a file path'),
     'test_cls_out_is_checkpoint': (lambda e, t: T(e, t, e['cls_D'], '--out', e['cls_D']),
                                    r'results file .*cls_D\.pth is the input'),
     'test_cls_missing_checkpoint': (lambda e, t: T(e, t, t / 'nope.pth'), r'checkpoint not found: .*nope\.pth'),
@@ -262,7 +264,7 @@ CASES = {
     'test_det_segmentor': (lambda e, t: D(e, t, 'test_det', e['seg']), r'seg\.pth does not fit FasterRCNN.*segmentor'),
     'test_det_results_path_is_dir': (lambda e, t: (os.makedirs(t / 'work' / 'test_results.json'),
                                                    D(e, t, 'test_det', e['det']))[1],
-                                     r'results file .*test_results\.json is a directory'),
+                                     r'results file .*test_results\.json is a folder'),
     'test_seg_detector': (lambda e, t: S(e, t, 'test_seg', e['det']),
                           r'det\.pth does not fit EncoderDecoder\(.*holds a detector'),
     'test_seg_truncated': (lambda e, t: S(e, t, 'test_seg', e['root'] / 'truncated.pth'), r'truncated or damaged'),
@@ -277,8 +279,8 @@ CASES = {
     'train_det_amp_on_cpu': (lambda e, t: D(e, t, 'train_det', None, '--amp'),
                              r"--amp on CPU: mmcv's CPU nms and RoIAlign take float32 only"),
     'export_out_is_input': (lambda e, t: ('export_backbone', [e['trained'], e['trained']]),
-                            r'epoch_1\.pth is the input checkpoint itself'),
-    'export_out_is_dir': (lambda e, t: ('export_backbone', [e['trained'], t]), r'is a directory; expected a file path'),
+                            r'epoch_1\.pth is the input .*epoch_1\.pth; writing it would replace the input'),
+    'export_out_is_dir': (lambda e, t: ('export_backbone', [e['trained'], t]), r'is a folder; expected a file path'),
     'export_out_is_training_checkpoint': (lambda e, t: ('export_backbone', [e['trained'], e['cls_D']]),
                                           r'cls_D\.pth exists and is not a backbone weights file'),
     'export_truncated': (lambda e, t: ('export_backbone', [e['root'] / 'truncated.pth', t / 'bb.pth']),
@@ -295,12 +297,12 @@ CASES = {
     # prepare_fashion and the grid
     'prepare_out_unrelated': (lambda e, t: (_write(t / 'mine.txt', 'keep me'),
                                             ('prepare_fashion', ['--out', t, '--limit', '5']))[1],
-                              r'--out .* exists and was not written by this tool \(no COMPLETE\.json\); it is kept'),
-    'prepare_partial_unrelated': (lambda e, t: (os.makedirs(t / 'out.partial'), _write(t / 'out.partial' / 'x', '1'),
-                                                ('prepare_fashion', ['--out', t / 'out']))[2],
-                                  r'out\.partial exists and was not written by this tool'),
+                              r'--out .* exists and was not written by bagtricks .*; it is kept'),
+    'prepare_out_is_link': (lambda e, t: (os.makedirs(t / 'real'), os.symlink(t / 'real', t / 'link'),
+                                          ('prepare_fashion', ['--out', t / 'link']))[2],
+                            r'--out .*link is a symlink \(to .*real\); outputs are never written through a link'),
     'prepare_out_is_file': (lambda e, t: ('prepare_fashion', ['--out', _write(t / 'f', 'x')]),
-                            r'--out .*f exists and is not a directory'),
+                            r'--out .*f is a file; expected a folder'),
     'prepare_scene_too_small': (lambda e, t: ('prepare_fashion', ['--out', t / 'o', '--scene-size', '40']),
                                 r"--scene-size: '40': expected an integer from 56 to 4096"),
     'prepare_no_val_scenes': (lambda e, t: ('prepare_fashion', ['--out', t / 'o', '--scenes-val', '0']),
@@ -420,8 +422,9 @@ def test_bad_input_in_a_real_process(name, env, tmp_path):
     assert re.search(expected, errors[0]), errors[0]
     after = snapshot(tmp_path, *env['data'])
     assert new_files(before, after) == []
-    own_dump = str(tmp_path / 'resumed' / 'cls.py')  # the resumed run's own config copy, rewritten by design
-    assert {p: after.get(p) for p in before if p != own_dump} == {p: h for p, h in before.items() if p != own_dump}
+    # the resumed run's own config copy is rewritten by design, and the writing layer's record of it with it
+    own = {str(tmp_path / 'resumed' / 'cls.py'), str(tmp_path / 'resumed' / safe_write.MANIFEST)}
+    assert {p: after.get(p) for p in before if p not in own} == {p: h for p, h in before.items() if p not in own}
     if name == 'disk_full_while_saving':
         work = tmp_path / 'resumed'
         assert checkpoint_files(str(work)) == ['epoch_1.pth', 'last_checkpoint']

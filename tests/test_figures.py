@@ -213,7 +213,7 @@ def test_figure3_errors(tmp_path, two_runs):
     with open(path, 'a') as f:
         f.write('{"lr": 0.1, "ste\n')
     one_error(in_process('plot_schedules.py', step, broken, '--out', out), 'line 11', 'not JSON')
-    one_error(in_process('plot_schedules.py', step, cos, '--out', tmp_path), 'is a directory')
+    one_error(in_process('plot_schedules.py', step, cos, '--out', tmp_path), 'is a folder')
     log = osp.join(step, '20260101_000000', 'vis_data', 'scalars.json')
     before = open(log).read()
     one_error(in_process('plot_schedules.py', step, cos, '--out', log), 'is the input')
@@ -308,7 +308,7 @@ def test_figure4_errors(tmp_path, tiny_pair):
     one_error(in_process('plot_logit_gap.py', '--out', out), '--run CONFIG CHECKPOINT', '--from-gaps')
     one_error(in_process('plot_logit_gap.py', '--run', cfg0, str(tmp_path / 'nope.pth'), '--out', out),
               'checkpoint not found', 'nope.pth')
-    one_error(in_process('plot_logit_gap.py', '--run', cfg0, ckpt0, '--out', tmp_path), 'is a directory')
+    one_error(in_process('plot_logit_gap.py', '--run', cfg0, ckpt0, '--out', tmp_path), 'is a folder')
     one_error(in_process('plot_logit_gap.py', '--run', cfg0, ckpt0, '--out', ckpt0), 'is the input')
     # a checkpoint of another architecture (base_channels 8 vs the config's 16) is refused by the strict check
     one_error(in_process('plot_logit_gap.py', '--run', osp.join(REPO, 'configs', 'cls', 'fashion_d_cosine.py'), ckpt0,
