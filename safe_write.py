@@ -340,6 +340,13 @@ def write_json(path: str, obj, **kw) -> str:
     return write_text(path, text + '\n', **kw)
 
 
+def write_figure(path: str, fig, dpi: int = 100, what: str = 'figure') -> str:
+    """A matplotlib figure as PNG, without the library's version in the metadata (the same data gives the same
+    bytes, so a committed figure can be checked against a redraw)."""
+    return write_with(path, lambda tmp: fig.savefig(tmp, format='png', dpi=dpi, metadata={'Software': None}),
+                      what=what)
+
+
 def write_tree(path: str, build: Callable[[str], object], what: str = 'output folder',
                input_dirs: Iterable[str] = ()) -> str:
     """Write a whole folder atomically: ``build(tmp)`` fills a new temporary folder beside ``path``, which then

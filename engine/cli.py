@@ -2,7 +2,7 @@
 
     train tools: CONFIG [--work-dir DIR] [--resume [FILE]] [--amp] [--cfg-options k=v ...]
                  [--launcher {none,pytorch,slurm,mpi}] [--pretrained FILE]
-    test tools:  CONFIG CHECKPOINT [--work-dir DIR] [--cfg-options k=v ...] [--launcher ...]
+    test tools:  CONFIG CHECKPOINT [--work-dir DIR] [--cfg-options k=v ...] [--launcher ...] [--weights ema|raw]
 
 Each tool adds its own flags after :func:`add_train_args` / :func:`add_test_args`;
 :func:`build_config` reads the config and applies the parsed arguments to it.
@@ -56,6 +56,10 @@ def add_test_args(parser: argparse.ArgumentParser, checkpoint_help: str) -> argp
     parser.add_argument('checkpoint', help=checkpoint_help)
     parser.add_argument('--work-dir', help='where logs and results go (default: work_dirs/<config name>)')
     parser.add_argument('--out', help='results file (default: <work-dir>/test_results.json)')
+    parser.add_argument('--weights', choices=['ema', 'raw'], default=None,
+                        help='which weights of a checkpoint trained with EMAHook: ema (its state_dict, the default '
+                             'where it has an ema_state_dict) or raw (the trained ones, kept in ema_state_dict); '
+                             'ema on a checkpoint without EMA weights is an error (engine/ema.py)')
     _add_run_args(parser)
     return parser
 
@@ -86,25 +90,32 @@ def read_config(path: str) -> Config:
 
 def build_config(args: argparse.Namespace) -> Config:
     """Read the config and apply the command line to it."""
-    cfg = read_config(args.config)
-    if args.cfg_options:
-        apply_cfg_options(cfg, args.cfg_options)
-    cfg.launcher = args.launcher
+    return config_with(args.config, cfg_options=args.cfg_options, launcher=args.launcher, local_rank=args.local_rank,
+                       work_dir=args.work_dir, amp=getattr(args, 'amp', False),  # test tools: no --amp, --resume
+                       resume=getattr(args, 'resume', None), pretrained=getattr(args, 'pretrained', None))
+
+
+def config_with(path: str, cfg_options: dict | None = None, launcher: str = 'none', local_rank: int = 0,
+                work_dir: str | None = None, amp: bool = False, resume: str | None = None,
+                pretrained: str | None = None) -> Config:
+    """The config at ``path`` with what the command line sets (``resume``: 'auto' or a checkpoint file)."""
+    cfg = read_config(path)
+    if cfg_options:
+        apply_cfg_options(cfg, cfg_options)
+    cfg.launcher = launcher
     if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
-        'work_dirs', osp.splitext(osp.basename(args.config))[0])
-    if getattr(args, 'amp', False):  # the test tools have no --amp, no --resume
+        os.environ['LOCAL_RANK'] = str(local_rank)
+    cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join('work_dirs', osp.splitext(osp.basename(path))[0])
+    if amp:
         cfg.optim_wrapper.type = 'MixedPrecisionOptimWrapper'  # amp_dtype: the config's, else 'auto'
-    resume = getattr(args, 'resume', None)
     if resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif resume:
         if not osp.lexists(resume):  # anything else (a directory, a FIFO, a loop) the loader names
             raise FileNotFoundError(f'--resume: no such checkpoint {resume}')
         cfg.resume, cfg.load_from = True, resume
-    if getattr(args, 'pretrained', None):
-        apply_pretrained(cfg, args.pretrained)
+    if pretrained:
+        apply_pretrained(cfg, pretrained)
     return cfg
 
 
@@ -118,4 +129,6 @@ def build_test_config(args: argparse.Namespace) -> tuple[Config, str]:
                             inputs=(args.checkpoint, args.config))
     set_results_file(cfg, 'test', out)
     cfg.load_from = osp.abspath(args.checkpoint)  # read and checked strictly when the Runner is built
+    if getattr(args, 'weights', None):
+        cfg.load_weights = args.weights  # BagRunner: the checkpoint's EMA or raw weights (engine/ema.py)
     return cfg, out

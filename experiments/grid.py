@@ -78,6 +78,17 @@ def _log(msg: str) -> None:
     print(f'[grid {time.strftime("%H:%M:%S")}] {msg}', flush=True)
 
 
+class StepFailed(Exception):
+    """A tool the grid ran exited non-zero: which one, its exit status, its log file and last lines, and the
+    tool's own ``error:`` message when it stopped on a user error (which a re-run would repeat)."""
+
+    def __init__(self, tool: str, returncode: int, log: str, tail: list[str]):
+        self.tool, self.returncode, self.log, self.tail = tool, returncode, log, tail
+        own = [line[len('error:'):].strip() for line in tail if line.startswith('error:')]
+        self.user_error = own[-1] if own else None
+        super().__init__(f'{tool} failed (exit {returncode}); see {log}')
+
+
 class Grid:
     def __init__(self, work_dir: str, python: str = sys.executable, extra: dict | None = None):
         self.work_dir, self.python = work_dir, python
@@ -101,7 +112,7 @@ class Grid:
                     print('    ' + line.split(' - mmengine - INFO - ')[-1].rstrip()[:150], flush=True)
             proc.wait()
         if proc.returncode != 0:
-            raise RuntimeError(f'{tool} failed (exit {proc.returncode}); see {log}. Last lines:\n{"".join(tail)}')
+            raise StepFailed(tool, proc.returncode, log, [line.rstrip('\n') for line in tail])
 
     @staticmethod
     def _resume_flag(work: str) -> list[str]:
@@ -111,7 +122,7 @@ class Grid:
         return osp.join(self.work_dir, row, f'seed{seed}', step)
 
     @staticmethod
-    def done(cell: str) -> dict | None:
+    def finished_record(cell: str) -> dict | None:
         """The cell's record (the one results schema) if the cell finished."""
         path = osp.join(cell, 'result.json')
         return read_results(path) if osp.isfile(path) else None
@@ -132,7 +143,7 @@ class Grid:
     # -- the three steps -------------------------------------------------------------------------
     def pretrain(self, row: Row, seed: int) -> dict:
         cell = self._cell(row.name, seed, 'cls')
-        if (rec := self.done(cell)) is not None:
+        if (rec := self.finished_record(cell)) is not None:
             _log(f'{row.name} seed {seed}: pretraining done before (top-1 {rec["metrics"]["top1"]:.2f})')
             return rec
         cfg = Config.fromfile(osp.join(REPO, row.cls_config))
@@ -162,7 +173,7 @@ class Grid:
         """Detection (step 'det') or segmentation ('seg') from the pretraining cell ``cls``."""
         cell = self._cell(row.name, seed, step)
         tool, config = dict(det=('train_det.py', DET_CONFIG), seg=('train_seg.py', SEG_CONFIG))[step]
-        if (rec := self.done(cell)) is None:
+        if (rec := self.finished_record(cell)) is None:
             backbone, file = cls['provenance']['backbone_cfg'], cls['provenance']['backbone_file']
             arch = [f'model.backbone.{k}={backbone[k]}'
                     for k in ('depth', 'variant', 'stem_channels', 'base_channels') if k in backbone]
@@ -292,8 +303,6 @@ def plot(summary: dict, path: str) -> str:
     n = sorted({s['top1'][2] for s in summary.values() if s['top1']})
     fig.suptitle(f'mean over {"/".join(map(str, n))} seed(s); error bars: sample standard deviation', fontsize=9)
     fig.tight_layout()
-    # no matplotlib version in the metadata: same records, same bytes
-    safe_write.write_with(path, lambda tmp: fig.savefig(tmp, format='png', dpi=110, metadata={'Software': None}),
-                          what='chart')
+    safe_write.write_figure(path, fig, dpi=110, what='chart')  # same records, same bytes
     plt.close(fig)
     return path

@@ -445,11 +445,11 @@ def test_grid_names_a_steps_user_error_without_the_rerun_hint(env, tmp_path):
     spec = importlib.util.spec_from_file_location('_tg', osp.join(REPO, 'tools', 'transfer_grid.py'))
     tg = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tg)
-    user = tg.step_failure('test_cls.py failed (exit 1); see x/steps.log. Last lines:\nINFO blah\n'
-                           'error: checkpoint not found: x/epoch_2.pth\n')
+    user = tg.step_failure(grid.StepFailed('test_cls.py', 1, 'x/steps.log',
+                                           ['INFO blah', 'error: checkpoint not found: x/epoch_2.pth']))
     assert user.startswith('test_cls.py failed (exit 1); see x/steps.log: checkpoint not found: x/epoch_2.pth')
     assert 'continue where it stopped' not in user and 'fix that, then re-run' in user
-    crash = tg.step_failure('pretrain.py failed (exit -9); see y.log. Last lines:\nEpoch(train) [1][3/9]\n')
+    crash = tg.step_failure(grid.StepFailed('pretrain.py', -9, 'y.log', ['Epoch(train) [1][3/9]']))
     assert crash.endswith('re-run the same command to continue where it stopped')
     # the grid tests the checkpoint the run ended with, not epoch_<config's max_epochs>
     cell = tmp_path / 'cell'

@@ -18,15 +18,15 @@ from __future__ import annotations
 import argparse
 import math
 import os.path as osp
-import sys
 import tempfile
 import time
 
 import matplotlib
 import numpy as np
 
-from engine import build_config, runner_from_cfg, write_results_json
-from engine.cli import CfgOptionsAction
+import safe_write
+from engine import runner_from_cfg, write_results_json
+from engine.cli import CfgOptionsAction, config_with
 from engine.results import check_output_file
 from safe_read import LOGIT_GAPS, read_json
 from tool_boundary import ToolArgumentParser, run_tool
@@ -34,9 +34,6 @@ from user_errors import UserInputError
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
-
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # the sibling tool, also when loaded from a path
-from plot_schedules import save_png  # noqa: E402
 
 DIGITS = 4  # per-image gaps kept in --gaps-out (0.0001 of a logit)
 
@@ -51,8 +48,7 @@ def evaluate(config: str, checkpoint: str, index: int, args, work_dir: str) -> d
     from classification.logit_gap import theoretical_gap
     if not osp.lexists(checkpoint):  # a directory, FIFO or loop: the loader names it
         raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
-    cfg = build_config(argparse.Namespace(config=config, cfg_options=args.cfg_options, launcher='none', local_rank=0,
-                                          work_dir=work_dir, amp=False, resume=None))
+    cfg = config_with(config, cfg_options=args.cfg_options, work_dir=work_dir)
     if args.data_root:
         if not osp.isdir(osp.join(args.data_root, 'val')):
             raise FileNotFoundError(f'--data-root {args.data_root}: no val/ folder; expected an ImageNet-style '
@@ -105,7 +101,7 @@ def plot(runs: list[dict], out: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    save_png(fig, out)
+    safe_write.write_figure(out, fig)
     plt.close(fig)
 
 

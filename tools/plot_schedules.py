@@ -125,14 +125,8 @@ def plot(runs: list[dict], labels: list[str], out: str) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    save_png(fig, out)
+    safe_write.write_figure(out, fig)
     plt.close(fig)
-
-
-def save_png(fig, out: str) -> None:
-    """Through the writing layer, without the matplotlib version in the metadata (same data, same bytes)."""
-    safe_write.write_with(out, lambda tmp: fig.savefig(tmp, format='png', dpi=100, metadata={'Software': None}),
-                          what='figure')
 
 
 def main(argv=None) -> dict:

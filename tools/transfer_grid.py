@@ -17,22 +17,20 @@ import time
 
 import safe_write
 from engine.results import ResultsFileError, write_results_json
-from experiments.grid import METRICS, ROWS, Grid, markdown_table, plot, summarize
+from experiments.grid import METRICS, ROWS, Grid, StepFailed, markdown_table, plot, summarize
 from safe_read import GRID_RESULTS, read_json
 from tool_boundary import ToolArgumentParser, numpy_seed, run_tool
 from user_errors import ConfigError
 
 
-def step_failure(message: str) -> str:
+def step_failure(e: StepFailed) -> str:
     """One line for a failed step. A step that stopped on a user error (its own ``error:`` line) fails
     the same way when re-run, so the line names that error and asks for a fix; only a crash or a kill
     is worth re-running as it is (finished cells are kept, cut-off ones resume)."""
-    lines = message.splitlines()
-    own = [line[len('error:'):].strip() for line in lines if line.startswith('error:')]
-    if own:
-        return f'{lines[0].split(". Last lines")[0]}: {own[-1]}; fix that, then re-run (finished cells are kept)'
-    print('\n'.join(lines[1:]), flush=True)  # the step's last lines, for context
-    return f'{lines[0].split(". Last lines")[0]}; re-run the same command to continue where it stopped'
+    if e.user_error:
+        return f'{e}: {e.user_error}; fix that, then re-run (finished cells are kept)'
+    print('\n'.join(e.tail), flush=True)  # the step's last lines, for context
+    return f'{e}; re-run the same command to continue where it stopped'
 
 
 def read_cells(path: str) -> list[dict]:
@@ -84,8 +82,8 @@ def main(argv=None):
     t = time.time()
     try:
         cells = grid.run(rows, args.seeds, transfer=not args.cls_only)
-    except (RuntimeError, FileNotFoundError) as e:
-        raise ConfigError(step_failure(str(e))) from None
+    except StepFailed as e:
+        raise ConfigError(step_failure(e)) from None
     write_results_json(dict(rows=rows, seeds=args.seeds, cells=cells), osp.join(args.out, 'results.json'))
     write_outputs(cells, args.out)
     print(f'{len(rows)} row(s) x {len(args.seeds)} seed(s) in {(time.time() - t) / 60:.1f} min')
