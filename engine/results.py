@@ -82,7 +82,9 @@ def read_results(path: str, task: str | None = None) -> dict:
 class ResultsHook(Hook):
     """Write ``<work_dir>/val_results.json`` after every validation and ``test_results.json`` after a test,
     in the one schema above, from the evaluator's bagtricks metric. Every base config lists it in
-    ``custom_hooks``; ``test_file`` may be an absolute path (``tools/test_cls.py --out``)."""
+    ``custom_hooks``; ``test_file`` may be an absolute path (``tools/test_cls.py --out``). A loop with a
+    ``results_file`` (and ``results_provenance``) set while it evaluates (``tools/test_cls.py --sizes``: one record
+    per test size) sends that record there, with those keys added to its provenance."""
 
     priority = 'LOW'
 
@@ -105,6 +107,10 @@ class ResultsHook(Hook):
             return
         metric = ours[0]
         result = dict(metric.last_results)
+        # a loop that evaluates several settings in one run (engine.test_resolution.MultiSizeTestLoop: one per test
+        # size) names each one's file and what its record adds to the provenance
+        loop = runner.test_loop if split == 'test' else runner.val_loop
+        extra = dict(getattr(loop, 'results_provenance', None) or {})
         cfg = runner.cfg
         backbone = cfg.model.get('backbone') or {}
         init_cfg = backbone.get('init_cfg') or {}
@@ -118,7 +124,12 @@ class ResultsHook(Hook):
             checkpoint=cfg.get('load_from'),
             backbone=dict(type=backbone.get('type'), depth=backbone.get('depth'), variant=backbone.get('variant'),
                           pretrained=init_cfg.get('checkpoint')))
-        path = write_results_json(record, osp.join(runner.work_dir, self.files[split]))
+        clash = sorted(set(extra) & set(record['provenance']))
+        if clash:
+            raise ValueError(f'ResultsHook: the {split} loop\'s provenance {clash} would replace the record\'s own')
+        record['provenance'].update(extra)
+        path = write_results_json(record, getattr(loop, 'results_file', None) or
+                                  osp.join(runner.work_dir, self.files[split]))
         runner.logger.info(f'{split} results written to {path}')
 
 
