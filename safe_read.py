@@ -37,6 +37,7 @@ the functions that need its HistoryBuffer), so every layer above may use it.
 from __future__ import annotations
 
 import ast
+import errno
 import functools
 import json
 import math
@@ -96,7 +97,7 @@ def _open_regular(path: str, what: str, error: type[UserInputError], follow: boo
     except IsADirectoryError:
         raise error(f'{what} {path} is a directory; expected a file') from None
     except OSError as e:
-        if e.errno == 40 and not follow:  # ELOOP with O_NOFOLLOW: the path is a symbolic link
+        if e.errno == errno.ELOOP and not follow:  # with O_NOFOLLOW: the path is a symbolic link
             raise error(f'{what} {path} is a symbolic link; expected a regular file') from None
         raise error(f'{what} {path} cannot be read ({e.strerror or e})') from None
     st = os.fstat(fd)

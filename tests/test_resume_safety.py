@@ -106,5 +106,5 @@ def test_a_copied_work_dir_resumes_from_its_own_files(tmp_path):
     old_style.mkdir()
     (old_style / 'epoch_1.pth').write_bytes(b'x')
     (old_style / 'last_checkpoint').write_text(str(original / 'epoch_1.pth'))  # as mmengine writes it
-    with pytest.raises(CheckpointError, match=r"names the absolute path .*; pass --resume .*epoch_1\.pth"):
+    with pytest.raises(CheckpointError, match=r"names the absolute path .*: pass --resume .*old_style/epoch_1\.pth"):
         read_last_checkpoint(str(old_style))

@@ -681,3 +681,19 @@ def test_export_backbone_refuses_crafted_files_in_one_line(tmp_path, real):
     line = _one_error(proc.returncode, proc.stderr)
     assert 'conv1.0.weight holds 1 NaN' in line and nan in line
     assert not (tmp_path / 'bb.pth').exists()
+
+
+def test_pretrain_resume_refuses_a_state_mmengine_would_misread(tmp_path, real):
+    """Through the tool (in this process): a stored epoch of -2 (mmengine would train "epochs" -2..1) and a
+    meta['config'] text (mmengine's Runner.resume would execute it) stop with one error line, before any
+    file is written."""
+    sentinel = tmp_path / 'RAN'
+    for field, value in (('epoch', -2), ('config', f"import os\nos.system('touch {sentinel}')\n")):
+        ckpt = torch.load(real['path'], weights_only=False)
+        ckpt['meta'][field] = value
+        path = str(tmp_path / f'{field}.pth')
+        torch.save(ckpt, path)
+        code, err = run_in_process('pretrain', real['cfg'], '--work-dir', tmp_path / 'w', '--resume', path)
+        line = _one_error(code, err)
+        assert path in line and ('meta needs epoch: an integer >= 0 (got -2)' in line or 'holds config' in line), line
+    assert not sentinel.exists() and not (tmp_path / 'w' / 'epoch_1.pth').exists()
