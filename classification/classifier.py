@@ -4,6 +4,7 @@ outside the module tree, so it is neither saved, optimised, nor switched to trai
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import os.path as osp
 
@@ -115,6 +116,16 @@ class BagClassifier(BaseModel):
     @property
     def teacher(self) -> 'BagClassifier | None':
         return self._teacher
+
+    def __deepcopy__(self, memo):
+        """A deep copy (mmengine's EMAHook copies the model for its average) shares the frozen teacher instead
+        of copying it: it is never trained, saved or averaged."""
+        if self._teacher is not None:
+            memo[id(self._teacher)] = self._teacher
+        copied = type(self).__new__(type(self))
+        memo[id(self)] = copied
+        copied.__setstate__(copy.deepcopy(self.__dict__, memo))
+        return copied
 
     def _apply(self, fn, *args, **kwargs):  # .to(device) / .half() also move the teacher
         super()._apply(fn, *args, **kwargs)

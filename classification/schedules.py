@@ -34,17 +34,32 @@ class LinearWarmupLR(LinearLR):
                          **kwargs)
 
 
+def accumulation(cfg: Config) -> int:
+    """Iterations per optimizer step: mmengine's ``optim_wrapper.accumulative_counts`` (1 = no accumulation)."""
+    return int((cfg.get('optim_wrapper') or {}).get('accumulative_counts', 1))
+
+
+def effective_batch(cfg: Config, world_size: int = 1) -> int:
+    """The images of one optimizer step: processes x batch per process x accumulated iterations."""
+    return world_size * cfg.train_dataloader.batch_size * accumulation(cfg)
+
+
 def scaled_lr(cfg: Config, world_size: int = 1) -> float:
-    """The optimizer lr after mmengine's ``auto_scale_lr`` (lr x total batch / base_batch_size)."""
+    """The optimizer lr after ``auto_scale_lr`` as BagRunner applies it: lr x effective batch / base_batch_size,
+    the effective batch being processes x batch x ``accumulative_counts`` (engine.runner.BagRunner.scale_lr)."""
     lr = cfg.optim_wrapper.optimizer.lr
     auto = cfg.get('auto_scale_lr') or {}
     if auto.get('enable', False):
-        lr = lr * world_size * cfg.train_dataloader.batch_size / auto['base_batch_size']
+        lr = lr * effective_batch(cfg, world_size) / auto['base_batch_size']
     return lr
 
 
 def lr_schedule(cfg: Config, iters_per_epoch: int, world_size: int = 1) -> list[float]:
-    """The lr of every training iteration, stepping the config's schedulers as ParamSchedulerHook does."""
+    """The lr of every training iteration, stepping the config's schedulers as ParamSchedulerHook does.
+
+    Schedulers step per iteration (a data-loader batch), also under gradient accumulation: an optimizer
+    step uses the lr of its window's last iteration, so a per-iteration warmup of m iterations is one of
+    m / accumulation steps, ending at the same epoch, as the paper's lr_i = i * eta / m over its steps."""
     if iters_per_epoch < 1:
         raise ValueError(f'iters_per_epoch must be >= 1, got {iters_per_epoch}')
     max_epochs = cfg.train_cfg.max_epochs

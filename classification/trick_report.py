@@ -1,4 +1,5 @@
-"""The trick table of a resolved config: which trick is on, the lr after scaling, the epochs."""
+"""The trick table of a resolved config: which trick is on, the lr after scaling (from the effective batch:
+processes x batch x gradient accumulation), the epochs, the EMA of weights."""
 from __future__ import annotations
 
 import inspect
@@ -8,7 +9,7 @@ from mmengine.config import Config
 from backbones.registry import MODELS
 from device_caps import amp_choice, describe
 
-from .schedules import scaled_lr
+from .schedules import accumulation, effective_batch, scaled_lr
 from .transforms import resolve_where
 
 ARCH_KEYS = ('depth', 'variant', 'width', 'act')  # the backbone arguments that name the network
@@ -82,11 +83,53 @@ def _schedule(cfg: Config) -> tuple[str, str]:
     return warmup, decay
 
 
+EMA_HOOKS = ('EMAHook', 'BagEMAHook')
+
+
+def _batch(cfg: Config, world_size: int) -> str:
+    batch, n = cfg.train_dataloader.batch_size, accumulation(cfg)
+    if n == 1:
+        return f'{batch} per process x {world_size} processes = {batch * world_size}'
+    return (f'{batch} per process x {world_size} processes x {n} accumulated iterations = '
+            f'{effective_batch(cfg, world_size)} per optimizer step')
+
+
+def _accumulation(cfg: Config, world_size: int) -> str:
+    n = accumulation(cfg)
+    if n == 1:
+        return 'off (an optimizer step per iteration)'
+    batch = cfg.train_dataloader.batch_size
+    return (f'on: {n} iterations per optimizer step (optim_wrapper.accumulative_counts), effective batch '
+            f'{effective_batch(cfg, world_size)}; BatchNorm statistics see the per-process batch of {batch}, '
+            'not the effective one')
+
+
+def _ema(cfg: Config) -> str:
+    """The EMA line: the averaging rule per optimizer step and what happens to the BatchNorm statistics."""
+    hooks = [h for h in cfg.get('custom_hooks') or [] if str(h.get('type', '')).split('.')[-1] in EMA_HOOKS]
+    if not hooks:
+        return 'off'
+    hook = hooks[0]
+    kind = hook.get('ema_type', 'ExponentialMovingAverage')
+    m = hook.get('momentum', 0.0002)  # mmengine's default
+    if kind == 'MomentumAnnealingEMA':
+        gamma = hook.get('gamma', 100)
+        rule = f'momentum max({m:g}, {gamma:g}/({gamma:g}+t)) at optimizer step t'
+    elif kind == 'ExponentialMovingAverage':
+        rule = f'momentum {m:g} per optimizer step'
+    else:
+        rule = f'momentum {m:g}'
+    if hook.get('interval', 1) != 1:
+        rule += f", every {hook['interval']} steps"
+    bn = ('BN statistics averaged with the weights (update_buffers)' if hook.get('update_buffers', False) else
+          "BN statistics copied from the raw model (update_buffers=False)")
+    return f'on: {kind}, {rule}; {bn}; validation and checkpoints\' state_dict use the EMA weights'
+
+
 def trick_table(cfg: Config, world_size: int) -> list[tuple[str, str]]:
     model, backbone = cfg.model, cfg.model.backbone
     opt = cfg.optim_wrapper.optimizer
     paramwise = cfg.optim_wrapper.get('paramwise_cfg') or {}
-    batch = cfg.train_dataloader.batch_size
     auto = cfg.get('auto_scale_lr') or {}
     warmup, decay = _schedule(cfg)
     distill = model.get('distill')
@@ -95,8 +138,9 @@ def trick_table(cfg: Config, world_size: int) -> list[tuple[str, str]]:
         ('backbone', f'{_backbone(backbone)}, {model.num_classes} classes'),
         ('input', _input(cfg)),
         ('photometric', photometric_summary(cfg)),
-        ('batch', f'{batch} per process x {world_size} processes = {batch * world_size}'),
-        ('linear lr scaling', (f"on: lr {opt.lr} x {batch * world_size}/{auto['base_batch_size']} = "
+        ('batch', _batch(cfg, world_size)),
+        ('gradient accumulation', _accumulation(cfg, world_size)),
+        ('linear lr scaling', (f"on: lr {opt.lr} x {effective_batch(cfg, world_size)}/{auto['base_batch_size']} = "
                                f"{scaled_lr(cfg, world_size):g}") if auto.get('enable') else f'off: lr {opt.lr}'),
         ('epochs', str(cfg.train_cfg.max_epochs)),
         ('lr warmup', warmup),
@@ -114,6 +158,7 @@ def trick_table(cfg: Config, world_size: int) -> list[tuple[str, str]]:
         ('distillation', (f"teacher {distill.teacher_config} ({distill.teacher_checkpoint}), "
                           f"T {distill.get('temperature', 20.0)}, hard weight {distill.get('hard_weight', 0.5)}")
          if distill else 'off'),
+        ('EMA', _ema(cfg)),
     ]
 
 

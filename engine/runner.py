@@ -26,6 +26,12 @@
   SyncBN or ``sync_bn``) become per-process BN, with a warning. With a GPU, mmengine's path (nccl,
   SyncBN) is unchanged.
 * Seeds: see engine.determinism (worker seeds per epoch; position-keyed seeds in deterministic mode).
+* Gradient accumulation (``optim_wrapper.accumulative_counts``): ``auto_scale_lr`` scales the lr by the
+  effective batch, processes x batch x accumulation; an ``EMAHook`` config is built as
+  :class:`~engine.ema.BagEMAHook` (one EMA update per optimizer step).
+* EMA checkpoints (engine/ema.py): ``load_from`` loads the EMA weights of a checkpoint that has them, the
+  raw ones with ``load_weights='raw'`` (the tools' ``--weights``); ``--resume`` without an EMAHook continues
+  from the raw weights, with a warning.
 """
 from __future__ import annotations
 
@@ -38,8 +44,9 @@ from functools import partial
 import torch
 from mmengine.dataset.utils import worker_init_fn as mmengine_worker_init_fn
 from mmengine.dist import is_distributed, is_main_process
-from mmengine.hooks import CheckpointHook
+from mmengine.hooks import CheckpointHook, EMAHook
 from mmengine.model import is_model_wrapper, revert_sync_batchnorm
+from mmengine.optim import OptimWrapperDict
 from mmengine.registry import MODEL_WRAPPERS, RUNNERS
 from mmengine.runner import Runner
 # mmengine private _load_checkpoint_to_model: no public API for loading an already-read checkpoint dict with
@@ -52,6 +59,7 @@ from safe_read import load_training_state, load_weights_file
 from user_errors import USER_ERRORS, CheckpointError, ConfigError
 
 from .checkpoint_hook import BagCheckpointHook
+from .ema import BagEMAHook, has_ema, select_weights
 from .determinism import EpochWorkerSeed, PositionSeedHook
 from .guard import one_line
 from .preflight import PreflightHook, check_config
@@ -115,6 +123,8 @@ class BagRunner(Runner):
         if cfg.get('load_from'):  # an unreadable or refused file stops before anything is created
             path = cfg.load_from
             _PRELOADED[path] = load_training_state(path) if cfg.get('resume') else load_weights_file(path)
+            if not cfg.get('resume'):
+                select_weights(_PRELOADED[path], cfg.get('load_weights'), path)  # --weights ema without EMA: now
         check_config(cfg)
         check_run_outputs(cfg)
         if (cfg.get('randomness') or {}).get('deterministic') and cfg.get('train_dataloader'):
@@ -152,10 +162,31 @@ class BagRunner(Runner):
         BagCheckpointHook, the same arguments with the safe rotation; the base configs name it themselves."""
         if isinstance(hook, dict) and hook.get('type') in (CheckpointHook, 'CheckpointHook', 'mmengine.CheckpointHook'):
             hook = dict(hook, type=BagCheckpointHook)
+        elif isinstance(hook, dict) and hook.get('type') in (EMAHook, 'EMAHook', 'mmengine.EMAHook'):
+            hook = dict(hook, type=BagEMAHook)  # the same hook, updated once per optimizer step (engine/ema.py)
         elif type(hook) is CheckpointHook:
             raise ConfigError('an mmengine CheckpointHook object was given: pass a config dict (it is built as '
                               'BagCheckpointHook) or a BagCheckpointHook, which never loses the last checkpoint')
         super().register_hook(hook, priority)
+
+    # mmengine private OptimWrapper._accumulative_counts: no public getter for accumulative_counts; checked against
+    # mmengine 0.10.7
+    def scale_lr(self, optim_wrapper, auto_scale_lr=None) -> None:
+        """mmengine's linear scaling (lr x processes x batch / base_batch_size), times each wrapper's
+        ``accumulative_counts``: the lr follows the effective batch of an optimizer step, processes x batch x
+        accumulation (mmengine counts processes x batch only, which would leave an accumulating run the lr of
+        its per-iteration batch)."""
+        super().scale_lr(optim_wrapper, auto_scale_lr)
+        if not auto_scale_lr or not auto_scale_lr.get('enable', False):
+            return
+        wrappers = list(optim_wrapper.values()) if isinstance(optim_wrapper, OptimWrapperDict) else [optim_wrapper]
+        for wrapper in wrappers:
+            n = getattr(wrapper, '_accumulative_counts', 1)
+            if n > 1:
+                for group in wrapper.optimizer.param_groups:
+                    group['lr'] = group['lr'] * n
+                self.logger.info(f'gradient accumulation: {n} iterations per optimizer step, so the effective batch '
+                                 f'is {n} x the batch above; the lr is scaled by {n} more (linear scaling)')
 
     def dump_config(self) -> None:
         """Deferred from ``__init__`` until the work dir is known to be this run's (lock held); written through
@@ -297,6 +328,17 @@ class BagRunner(Runner):
         """Read with the restricted loader and check strictly against this Runner's model."""
         checkpoint = _PRELOADED.pop(filename, None) or (load_training_state(filename) if resume
                                                         else load_weights_file(filename))
+        if not resume:
+            ema = has_ema(checkpoint)
+            checkpoint, which = select_weights(checkpoint, self.cfg.get('load_weights'), filename)
+            if ema:
+                self.logger.info(f'{filename}: loading its {"EMA" if which == "ema" else "raw (trained)"} weights '
+                                 f'(the other ones: --weights {"raw" if which == "ema" else "ema"})')
+        elif has_ema(checkpoint) and not any(isinstance(h, EMAHook) for h in self.hooks):
+            # its state_dict holds the EMA weights (engine/ema.py): training continues from the raw ones
+            checkpoint = select_weights(checkpoint, 'raw', filename)[0]
+            self.logger.warning(f'--resume {filename}: the checkpoint has EMA weights but this config has no EMAHook; '
+                                'training continues from its raw weights and the EMA is dropped')
         model = self.model.module if is_model_wrapper(self.model) else self.model
         check_model_fits(model, checkpoint, filename)
         if resume:

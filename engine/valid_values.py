@@ -128,12 +128,20 @@ class Row:
 
 
 _RESNET = ('BagResNet',)
+_EMA = ('EMAHook', 'BagEMAHook')
 TABLE: tuple[Row, ...] = (
     # optimizer
     Row('optim_wrapper.optimizer.lr', POSITIVE),
     Row('optim_wrapper.optimizer.weight_decay', NON_NEGATIVE),
     Row('optim_wrapper.optimizer.momentum', FRACTION),
     Row('auto_scale_lr.base_batch_size', COUNT),
+    Row('optim_wrapper.accumulative_counts', COUNT),
+    # EMA of weights (engine/ema.py): mmengine's momentum is the new weights' share per update
+    Row('custom_hooks.*.momentum', Range(lo=0, hi=0.5, lo_open=True,
+                                         note="mmengine's convention, the new weights' share per step: timm's "
+                                              "decay 0.9998 is momentum 2e-4"), component=_EMA),
+    Row('custom_hooks.*.gamma', POSITIVE, component=_EMA),
+    Row('custom_hooks.*.update_buffers', Boolean(), component=_EMA),
     # randomness
     Row('randomness.seed', Range(lo=0, hi=SEED_MAX, integer=True, none_ok=True, note="numpy's seed range")),
     Row('randomness.deterministic', Boolean()),

@@ -20,6 +20,7 @@ PAPER_ROW = {
     'fashion_d_cosine': 'resnet50d_cosine', 'fashion_d_cosine_ls': 'resnet50d_cosine_ls',
     'fashion_d_cosine_ls_kd': 'resnet50d_cosine_ls_kd', 'fashion_d_cosine_ls_mixup': 'resnet50d_cosine_ls_mixup',
     'fashion_d_tricks': 'resnet50d_tricks', 'fashion_teacher': 'resnet152d_teacher',
+    'fashion_d_tricks_ema': 'resnet50d_tricks_ema',
     **{f'fashion_mobilenet_{r}': f'mobilenet_{r}'
        for r in ('efficient', 'cosine', 'cosine_ls', 'cosine_ls_kd', 'cosine_ls_mixup', 'tricks')},
 }

@@ -87,7 +87,8 @@ def bad_values(check) -> st.SearchStrategy:
 
 # -- a minimal config that holds one row's key -------------------------------------------------------
 WILDCARD_SAMPLES = {'*_dataloader': ('train_dataloader', 'val_dataloader', 'test_dataloader'),
-                    'default_hooks.*': ('logger', 'checkpoint'), 'param_scheduler.*': ('0', '1')}
+                    'default_hooks.*': ('logger', 'checkpoint'), 'param_scheduler.*': ('0', '1'),
+                    'custom_hooks.*': ('0', '1')}
 
 
 def concrete_keys(row: Row) -> st.SearchStrategy:

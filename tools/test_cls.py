@@ -1,12 +1,13 @@
 """Evaluate a classifier checkpoint on the config's test split (top-1 / top-5) and write JSON.
 
     python tools/test_cls.py configs/cls/resnet50d_tricks.py work_dirs/resnet50d_tricks/epoch_200.pth
-        [--work-dir DIR] [--out FILE] [--cfg-options k=v ...] [--launcher pytorch]
+        [--work-dir DIR] [--out FILE] [--cfg-options k=v ...] [--launcher pytorch] [--weights ema|raw]
 
 The checkpoint is read with the restricted loader (see backbones.checkpoint) and checked strictly against
 the classifier the config builds (architecture, variant, classes) before any data is read. Results go to
 <work-dir>/test_results.json (the config's ResultsHook, engine/results.py) unless --out is given; an --out that is a directory or an input file is
-refused before the evaluation.
+refused before the evaluation. A checkpoint trained with EMAHook is evaluated with its EMA weights unless
+--weights raw (engine/ema.py); --weights ema on a checkpoint without them is an error.
 
 --sizes 224,256,288 [--crop-ratio 0.875] evaluates the checkpoint at each test size (centre crop S after resizing
 the shorter side to round(S / ratio); the paper's 0.875 unless told otherwise) in one run, one results record per
