@@ -38,7 +38,7 @@ grid: setup data-packages
 	  --out results/fashion_grid
 
 # The paper's Figures 3 and 4 redrawn from the committed logs and per-image logit gaps in results/figures/,
-# and the grid's table and chart from its committed cell records (no training; how they were made: README).
+# and the grid's table and chart from its committed cell records (no training; how they were made: docs/grid.md).
 FIG := results/figures
 figures: setup
 	$(PY) tools/plot_schedules.py $(FIG)/runs/fashion_d_efficient $(FIG)/runs/fashion_d_cosine \
@@ -51,7 +51,7 @@ figures: setup
 bench: setup
 	$(PY) tools/benchmark_train.py
 
-# End to end: tools/pretrain.py vs a plain PyTorch loop on real-photo JPEGs, interleaved (6.6 min on 2 cores, measured).
+# End to end: tools/pretrain.py vs a plain PyTorch loop on real-photo JPEGs, interleaved (6.6 min on 2 AMD EPYC cores, measured).
 bench-e2e: setup data-packages
 	$(PY) tools/benchmark_e2e.py $(BENCH_ARGS)
 

@@ -3,6 +3,7 @@
 checkpoint."""
 from __future__ import annotations
 
+import os
 import os.path as osp
 from contextlib import contextmanager
 
@@ -20,9 +21,10 @@ def _same_dir(a: str, b: str) -> bool:
 def write_last_checkpoint(work_dir: str, checkpoint: str) -> None:
     """``work_dir/last_checkpoint`` names ``checkpoint`` relative to the work dir (so a copied or moved
     work dir resumes from its own files), through the writing layer."""
-    name = osp.relpath(checkpoint, work_dir) if _same_dir(osp.dirname(osp.abspath(checkpoint)), work_dir) \
-        else osp.abspath(checkpoint)
-    safe_write.write_text(osp.join(work_dir, 'last_checkpoint'), name, what='last_checkpoint')
+    rel = osp.relpath(osp.realpath(checkpoint), osp.realpath(work_dir))
+    if rel.startswith(os.pardir):  # the reader (safe_read.read_last_checkpoint) takes only paths inside
+        raise ValueError(f'checkpoint {checkpoint} is outside the work dir {work_dir}')
+    safe_write.write_text(osp.join(work_dir, 'last_checkpoint'), rel, what='last_checkpoint')
 
 
 # -- checkpoint rotation ------------------------------------------------------------------------
@@ -47,7 +49,7 @@ class BagCheckpointHook(CheckpointHook):
 
     mmengine deletes the outdated checkpoint (and the previous best) *before* writing the new one, so
     a kill while saving with ``max_keep_ckpts=1`` leaves nothing to resume. Here the order is: write
-    ``<name>.part``, rename, point ``last_checkpoint`` at it, then delete what is outdated, and only
+    the checkpoint through the writing layer (temporary file, rename), point ``last_checkpoint`` at it, then delete what is outdated, and only
     files inside this hook's own directory.
     """
 

@@ -1,4 +1,4 @@
-"""Paper-size smoke runs of the shipped configs through the real tools (issue 10): ResNet-50-D with every
+"""Paper-size smoke runs of the shipped configs through the real tools: ResNet-50-D with every
 trick at 224 px (Table 6), one Table 7 row (Faster R-CNN R-50-D FPN, mmdet's 1000x600 VOC07+12 recipe) and
 one Table 8 row (FCN R-50-D8, 512x512 ADE20K crops), 2 training iterations and a validation pass each, on
 real photos written in the real data layouts (tests/paper_data.py).

@@ -1,4 +1,4 @@
-"""Paper-size smoke runs of the other two networks' shipped configs through tools/pretrain.py (issue 13):
+"""Paper-size smoke runs of the other two networks' shipped configs through tools/pretrain.py:
 Inception-V3 with every trick at 299 px (its Table 6 "+ distill w/ mixup" row: the ResNet teacher sees the
 same 299 px batch) and MobileNet (1.0) "+ mixup" at 224 px, 2 training iterations and a validation pass
 each on real photos in the ImageNet layout (tests/paper_data.py), then the export of the backbone.

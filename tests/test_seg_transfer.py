@@ -1,4 +1,4 @@
-"""Segmentation transfer (issue 5): mmseg's FCN-D8 with our backbone, trained and tested on CPU through
+"""Segmentation transfer: mmseg's FCN-D8 with our backbone, trained and tested on CPU through
 tools/train_seg.py and tools/test_seg.py, on a generated ADEChallengeData2016 tree and on real VOC photos."""
 from __future__ import annotations
 

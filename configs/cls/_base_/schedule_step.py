@@ -2,7 +2,7 @@
 # divided by 10 at epochs 30, 60 and 90 of 120.
 # fused=True: one kernel for the whole update (same arithmetic). torch's default on CPU is a loop over the
 # tensors, once per parameter group, and paramwise_cfg (no bias decay) makes one group per parameter: the
-# step took 0.59 s of a 5.2 s ResNet-50-D iteration at batch 8 on CPU, fused about 0.04-0.12 s (README)
+# step took 0.59 s of a 5.2 s ResNet-50-D iteration at batch 8 on CPU, fused about 0.04-0.12 s (docs/measurements.md)
 # accumulative_counts: gradient accumulation, iterations per optimizer step (mmengine's switch; 1 = off). Linear
 # scaling (BagRunner) and the trick table use the effective batch, processes x batch x accumulative_counts; BN
 # statistics still see the per-process batch (docs/ema_and_accumulation.md).

@@ -17,7 +17,7 @@ model = dict(
         type='bagtricks.BagResNet',
         defaults='mmdet',  # what mmdet's ResNet does where this config is silent (norm_eval, zero gamma, stem)
         variant='D',
-        channels_last=True,  # NHWC convolutions: 1.16x per backbone step at 1000x600 on CPU fp32 (README)
+        channels_last=True,  # NHWC convolutions: 1.16x per backbone step at 1000x600 on CPU fp32 (docs/measurements.md)
         init_cfg=None))  # replaces mmdet's torchvision://resnet50; set by each row or by --pretrained
 
 # mmdet's VOC datasets as StrictVOCDataset (errors name the missing/broken file; labelme XML loads)
