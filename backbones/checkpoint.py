@@ -24,7 +24,7 @@ import torch
 from mmengine.logging import print_log
 
 from safe_read import check_weight_values, literal_value, load_weights_file, parse_config_text
-from user_errors import CheckpointError
+from user_errors import CheckpointError, ConfigError
 
 def backbone_cfg_from_meta(checkpoint: Mapping, source: str) -> dict:
     """``model.backbone`` of the config text a training checkpoint stores in ``meta['cfg']``, parsed as
@@ -197,8 +197,21 @@ def _is_backbone_file(path: str) -> bool:
     return bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
 
 
-def check_weights_destination(dst: str, src: str | None = None) -> None:
-    """Refuse an output path that is a directory, the input itself, or a file this module did not write."""
+WEIGHT_FORMATS = ('pth', 'safetensors')
+"""How a backbone file is written: torch.save (loads with ``weights_only=True``) or safetensors (no pickle)."""
+
+
+def check_weights_destination(dst: str, src: str | None = None, fmt: str = 'pth') -> None:
+    """Refuse an output path that is a directory, the input itself, or a file this module did not write, or
+    whose extension contradicts ``fmt`` (a ``.safetensors`` name holds safetensors, a ``.pth``/``.pt`` name
+    torch.save's format)."""
+    if fmt not in WEIGHT_FORMATS:
+        raise ConfigError(f'--format {fmt}: expected one of {", ".join(WEIGHT_FORMATS)}')
+    ext = os.path.splitext(dst)[1].lower()
+    if ext in ('.safetensors', '.pth', '.pt') and (ext == '.safetensors') != (fmt == 'safetensors'):
+        want = 'safetensors' if ext == '.safetensors' else 'pth'
+        raise ConfigError(f'output {dst}: a {ext} name for --format {fmt}; pass --format {want}, or name the file '
+                          f'{os.path.splitext(dst)[0]}{".safetensors" if fmt == "safetensors" else ".pth"}')
     if os.path.isdir(dst):
         raise CheckpointError(f'output {dst} is a directory; expected a file path such as {os.path.join(dst, "backbone.pth")}')
     if src and os.path.exists(dst) and os.path.exists(src) and os.path.samefile(src, dst):
@@ -215,21 +228,31 @@ def check_weights_destination(dst: str, src: str | None = None) -> None:
         raise CheckpointError(f'output {dst}: {probe} is not a directory')
 
 
-def save_tensors_atomically(state: Mapping[str, torch.Tensor], dst: str) -> None:
-    """torch.save into a temporary file next to ``dst``, then rename; on any failure (a full disk) the
-    temporary file is removed and ``dst`` is untouched."""
+def save_tensors_atomically(state: Mapping[str, torch.Tensor], dst: str, fmt: str = 'pth') -> None:
+    """torch.save (``fmt='pth'``) or ``safetensors.torch.save_file`` (``fmt='safetensors'``, contiguous
+    copies, metadata ``format=pt`` as the hub's files have) into a temporary file next to ``dst``, then
+    rename; on any failure (a full disk) the temporary file is removed and ``dst`` is untouched."""
+    errors: tuple = ()
+    if fmt == 'safetensors':
+        from safetensors import SafetensorError
+        from safetensors.torch import save_file
+        plain = {k: v.contiguous() for k, v in state.items()}
+        errors = (SafetensorError, ValueError)
     parent = os.path.dirname(os.path.abspath(dst))
     os.makedirs(parent, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=parent, prefix=f'.{os.path.basename(dst)}.', suffix='.tmp')
     os.close(fd)
     os.chmod(tmp, 0o644)  # mkstemp makes 0600; a weights file is shared like one torch.save writes
     try:
-        torch.save(dict(state), tmp)
+        if fmt == 'safetensors':
+            save_file(plain, tmp, metadata={'format': 'pt'})
+        else:
+            torch.save(dict(state), tmp)
         os.replace(tmp, dst)
     except BaseException as e:
         if os.path.exists(tmp):
             os.remove(tmp)
-        if isinstance(e, (OSError, RuntimeError)):
+        if isinstance(e, (OSError, RuntimeError, *errors)):
             raise CheckpointError(f'could not write {dst} ({one_line_reason(e)}); nothing was written') from e
         raise
 
@@ -243,16 +266,17 @@ def one_line_reason(e: BaseException) -> str:
     return text[:200] or type(e).__name__
 
 
-def convert_weights_file(src: str, dst: str, backbone: torch.nn.Module) -> int:
+def convert_weights_file(src: str, dst: str, backbone: torch.nn.Module, fmt: str = 'pth') -> int:
     """Convert any supported weights file into a backbone-only file of plain tensors for ``backbone``.
 
     The result uses BagResNet's own keys, loads with ``weights_only=True`` and is checked to fit
     before it is written; it is written atomically, so a failure leaves no partial file. ``dst`` may
-    not be a directory, ``src`` itself, or an existing file that is not such a backbone file.
+    not be a directory, ``src`` itself, or an existing file that is not such a backbone file. ``fmt``:
+    :data:`WEIGHT_FORMATS` (``safetensors`` loads back through the same loaders, with no pickle).
     """
-    check_weights_destination(dst, src)
+    check_weights_destination(dst, src, fmt)
     state = convert_backbone_state(state_dict_of(load_weights_file(src)), backbone.state_dict())
     check_fits(state, backbone.state_dict(), f'{type(backbone).__name__}(depth={getattr(backbone, "depth", "?")}, '
                f'variant={getattr(backbone, "variant", "?")!r})', src)  # Inception/MobileNet have neither
-    save_tensors_atomically({k: v.detach().clone().cpu() for k, v in state.items()}, dst)
+    save_tensors_atomically({k: v.detach().clone().cpu() for k, v in state.items()}, dst, fmt)
     return len(state)

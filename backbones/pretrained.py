@@ -8,6 +8,13 @@ always loaded through the project's strict converter.
   would read: ``<torch.hub.get_dir()>/checkpoints/<file name of the URL>`` (``$TORCH_HOME/hub/...``,
   default ``~/.cache/torch/hub/checkpoints``), or a path under ``$MMENGINE_HOME`` for open-mmlab
   entries that are not URLs.
+* ``timm://<model>.<tag>`` (e.g. ``timm://resnet50d.gluon_in1k``, GluonCV's ResNet-50-D): the
+  ``model.safetensors`` of the Hugging Face repo ``timm/<model>.<tag>`` in huggingface_hub's cache layout
+  (:func:`hf_hub_cache`: ``$HF_HUB_CACHE``, default ``$HF_HOME/hub``, default
+  ``~/.cache/huggingface/hub``; ``models--timm--<model>.<tag>/refs/main`` names the snapshot,
+  ``snapshots/<rev>/model.safetensors`` is the file), looked up with huggingface_hub's
+  ``try_to_load_from_cache``. It is read with ``safetensors`` (no pickle). ``hf download timm/<model>.<tag>
+  model.safetensors`` puts it there; so does ``BAGTRICKS_DOWNLOAD=1`` (``hf_hub_download``, rank 0 only).
 * The cache is looked at first and nothing is downloaded unless ``BAGTRICKS_DOWNLOAD=1``: a URL whose
   file is not cached is one :class:`CheckpointError` naming the URL and the path to put the file at.
   With ``BAGTRICKS_DOWNLOAD=1`` the file is fetched there by ``torch.hub.download_url_to_file`` (the
@@ -34,7 +41,8 @@ from user_errors import CheckpointError
 
 from .checkpoint import check_fits, convert_backbone_state, state_dict_of
 
-_SCHEMES = ('torchvision://', 'modelzoo://', 'open-mmlab://', 'openmmlab://', 'mmcls://', 'http://', 'https://')
+_SCHEMES = ('torchvision://', 'modelzoo://', 'open-mmlab://', 'openmmlab://', 'mmcls://', 'timm://', 'http://',
+            'https://')
 _HASH = re.compile(r'-([a-f0-9]{6,})\.')  # torch.hub's convention: name-<sha256 prefix>.ext
 
 
@@ -51,11 +59,80 @@ def _lookup(table: Mapping[str, str], name: str, scheme: str) -> str:
     return table[name]
 
 
+TIMM_WEIGHTS = 'model.safetensors'  # the file of a timm hub repo that is read (its pytorch_model.bin is a pickle)
+_TIMM_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_-]*\.[A-Za-z0-9][A-Za-z0-9_-]*$')
+
+
+def hf_hub_cache() -> str:
+    """huggingface_hub's cache folder, from the environment as it is now (huggingface_hub.constants reads
+    the same variables once, at import): ``$HF_HUB_CACHE`` (or the older ``$HUGGINGFACE_HUB_CACHE``), else
+    ``$HF_HOME/hub``, else ``$XDG_CACHE_HOME/huggingface/hub``, else ``~/.cache/huggingface/hub``."""
+    env = os.environ.get
+    home = env('HF_HOME') or os.path.join(env('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache'),
+                                          'huggingface')
+    cache = env('HF_HUB_CACHE') or env('HUGGINGFACE_HUB_CACHE') or os.path.join(home, 'hub')
+    return os.path.expandvars(os.path.expanduser(cache))
+
+
+def timm_repo_id(name: str) -> str:
+    """``timm://<model>.<tag>`` -> the Hugging Face repo ``timm/<model>.<tag>``."""
+    model = name[len('timm://'):]
+    if not _TIMM_NAME.match(model) or len(model) > 96:
+        raise CheckpointError(f'{name}: expected timm://<model>.<tag> as timm names its hub weights, e.g. '
+                              'timm://resnet50d.gluon_in1k (see timm.list_pretrained())')
+    return f'timm/{model}'
+
+
+def _download_hf(repo_id: str, cache: str) -> None:
+    from mmengine.dist import barrier, get_dist_info
+    rank, world = get_dist_info()
+    if rank == 0:
+        from huggingface_hub import hf_hub_download
+        print_log(f'downloading {TIMM_WEIGHTS} of {repo_id} into {cache} (BAGTRICKS_DOWNLOAD=1)', logger='current')
+        try:
+            hf_hub_download(repo_id, TIMM_WEIGHTS, cache_dir=cache)
+        except Exception as e:  # noqa: BLE001  network, unknown repo, no such file, offline mode: the download's
+            raise CheckpointError(f'could not download {TIMM_WEIGHTS} of {repo_id} into {cache}: '
+                                  f'{type(e).__name__}: {" ".join(str(e).split())[:200]}') from e
+    if world > 1:
+        barrier()
+
+
+def resolve_timm(name: str) -> str:
+    """The cached ``model.safetensors`` of ``timm://<model>.<tag>`` (downloaded first only with
+    ``BAGTRICKS_DOWNLOAD=1``); a missing one is one CheckpointError naming where it was looked for and the
+    command that puts it there."""
+    from huggingface_hub import try_to_load_from_cache
+    repo_id, cache = timm_repo_id(name), hf_hub_cache()
+    found = try_to_load_from_cache(repo_id, TIMM_WEIGHTS, cache_dir=cache)
+    if not isinstance(found, str) and os.environ.get('BAGTRICKS_DOWNLOAD') == '1':
+        _download_hf(repo_id, cache)
+        found = try_to_load_from_cache(repo_id, TIMM_WEIGHTS, cache_dir=cache)
+    if isinstance(found, str):
+        return found
+    folder = os.path.join(cache, 'models--' + repo_id.replace('/', '--'))
+    if found is not None:  # huggingface_hub's marker: the hub said the repo has no such file
+        why = f'the cache in {folder} records that {repo_id} has no {TIMM_WEIGHTS}'
+    elif not os.path.isdir(folder):
+        why = f'there is no {folder}'
+    elif not os.path.isfile(os.path.join(folder, 'refs', 'main')):
+        why = f'{folder} has no refs/main naming a snapshot'
+    else:
+        why = f'{folder}/snapshots/<revision in refs/main>/{TIMM_WEIGHTS} does not exist'
+    raise CheckpointError(f'{name} is not in the Hugging Face cache ({why}; the cache is $HF_HUB_CACHE, '
+                          f'now {cache}): run `hf download {repo_id} {TIMM_WEIGHTS}` (or `huggingface-cli '
+                          f'download {repo_id} {TIMM_WEIGHTS}`), or set BAGTRICKS_DOWNLOAD=1 to download it; '
+                          'nothing was downloaded')
+
+
 def checkpoint_url(name: str) -> str | None:
-    """The URL (or mmengine-home-relative path) mmengine maps a ``scheme://`` name to; None for a local path."""
+    """The URL (or mmengine-home-relative path) mmengine maps a ``scheme://`` name to; None for a local path.
+    A ``timm://`` name maps to its Hugging Face repo (resolved by :func:`resolve_timm`)."""
     from mmengine.runner import checkpoint as mmckpt
     if name.startswith(('http://', 'https://')):
         return name
+    if name.startswith('timm://'):
+        return f'https://huggingface.co/{timm_repo_id(name)}'
     if name.startswith(('torchvision://', 'modelzoo://')):
         scheme = name[:name.index('://') + 3]
         return _lookup(mmckpt.get_torchvision_models(), name[len(scheme):], scheme)
@@ -90,6 +167,8 @@ def _download(url: str, dst: str) -> None:
 def resolve_checkpoint(name: str) -> str:
     """The local file for a checkpoint name (path or mmengine URL scheme); raises if it is not there."""
     name = os.path.expanduser(str(name))
+    if name.startswith('timm://'):
+        return resolve_timm(name)
     url = checkpoint_url(name)
     if url is None:
         return name
@@ -128,7 +207,8 @@ def split_init_cfg(init_cfg) -> tuple[dict | None, list]:
 
 def apply_pretrained(cfg, path: str) -> None:
     """``--pretrained``: start the model config's backbone from ``path`` (a file, or a name such as
-    ``torchvision://resnet50`` resolved in mmengine's cache); the backbone loads it strictly and logs
+    ``torchvision://resnet50`` or ``timm://resnet50d.gluon_in1k`` resolved in its cache when the backbone
+    is initialised); the backbone loads it strictly and logs
     what matched."""
     if checkpoint_url(path) is None:
         if not os.path.isfile(path):
