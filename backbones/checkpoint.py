@@ -16,13 +16,13 @@ from __future__ import annotations
 import ast
 import os
 import re
-import tempfile
 from collections import OrderedDict
 from typing import Mapping
 
 import torch
 from mmengine.logging import print_log
 
+import safe_write
 from safe_read import check_weight_values, literal_value, load_weights_file, parse_config_text
 from user_errors import CheckpointError, ConfigError
 
@@ -188,23 +188,14 @@ def load_backbone_weights(backbone: torch.nn.Module, path: str, prefix: str | No
     return len(state)
 
 
-def _is_backbone_file(path: str) -> bool:
-    """True for a file this module wrote: a flat dict of tensors (no training state)."""
-    try:
-        obj = load_weights_file(path)
-    except CheckpointError:
-        return False
-    return bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
-
-
 WEIGHT_FORMATS = ('pth', 'safetensors')
 """How a backbone file is written: torch.save (loads with ``weights_only=True``) or safetensors (no pickle)."""
 
 
 def check_weights_destination(dst: str, src: str | None = None, fmt: str = 'pth') -> None:
-    """Refuse an output path that is a directory, the input itself, or a file this module did not write, or
-    whose extension contradicts ``fmt`` (a ``.safetensors`` name holds safetensors, a ``.pth``/``.pt`` name
-    torch.save's format)."""
+    """Before any work: ``dst`` can be written by the writing layer (absent or its own, no link or device),
+    is not the input ``src``, and its extension does not contradict ``fmt`` (a ``.safetensors`` name holds
+    safetensors, a ``.pth``/``.pt`` name torch.save's format)."""
     if fmt not in WEIGHT_FORMATS:
         raise ConfigError(f'--format {fmt}: expected one of {", ".join(WEIGHT_FORMATS)}')
     ext = os.path.splitext(dst)[1].lower()
@@ -212,49 +203,25 @@ def check_weights_destination(dst: str, src: str | None = None, fmt: str = 'pth'
         want = 'safetensors' if ext == '.safetensors' else 'pth'
         raise ConfigError(f'output {dst}: a {ext} name for --format {fmt}; pass --format {want}, or name the file '
                           f'{os.path.splitext(dst)[0]}{".safetensors" if fmt == "safetensors" else ".pth"}')
-    if os.path.isdir(dst):
-        raise CheckpointError(f'output {dst} is a directory; expected a file path such as {os.path.join(dst, "backbone.pth")}')
-    if src and os.path.exists(dst) and os.path.exists(src) and os.path.samefile(src, dst):
-        raise CheckpointError(f'output {dst} is the input checkpoint itself; writing it would replace the training '
-                              'checkpoint: choose another output path')
-    if os.path.lexists(dst) and not _is_backbone_file(dst):
-        raise CheckpointError(f'output {dst} exists and is not a backbone weights file (plain tensors) written by '
-                              'this tool; it is kept: remove it yourself or choose another output path')
-    parent = os.path.dirname(os.path.abspath(dst))
-    probe = parent
-    while not os.path.exists(probe):
-        probe = os.path.dirname(probe)
-    if not os.path.isdir(probe):
-        raise CheckpointError(f'output {dst}: {probe} is not a directory')
+    safe_write.check_output(dst, 'output', input_files=[src] if src else ())
 
 
 def save_tensors_atomically(state: Mapping[str, torch.Tensor], dst: str, fmt: str = 'pth') -> None:
-    """torch.save (``fmt='pth'``) or ``safetensors.torch.save_file`` (``fmt='safetensors'``, contiguous
-    copies, metadata ``format=pt`` as the hub's files have) into a temporary file next to ``dst``, then
-    rename; on any failure (a full disk) the temporary file is removed and ``dst`` is untouched."""
-    errors: tuple = ()
+    """Save plain tensors through the writing layer (temporary file, then rename) with torch.save
+    (``fmt='pth'``) or ``safetensors.torch.save_file`` (``fmt='safetensors'``, contiguous copies, metadata
+    ``format=pt`` as the hub's files have); on any failure (a full disk) ``dst`` is untouched and no
+    temporary file is left."""
     if fmt == 'safetensors':
         from safetensors import SafetensorError
         from safetensors.torch import save_file
         plain = {k: v.contiguous() for k, v in state.items()}
-        errors = (SafetensorError, ValueError)
-    parent = os.path.dirname(os.path.abspath(dst))
-    os.makedirs(parent, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f'.{os.path.basename(dst)}.', suffix='.tmp')
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; a weights file is shared like one torch.save writes
+        write, errors = (lambda tmp: save_file(plain, tmp, metadata={'format': 'pt'})), (SafetensorError, ValueError)
+    else:
+        write, errors = (lambda tmp: torch.save(dict(state), tmp)), ()
     try:
-        if fmt == 'safetensors':
-            save_file(plain, tmp, metadata={'format': 'pt'})
-        else:
-            torch.save(dict(state), tmp)
-        os.replace(tmp, dst)
-    except BaseException as e:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        if isinstance(e, (OSError, RuntimeError, *errors)):
-            raise CheckpointError(f'could not write {dst} ({one_line_reason(e)}); nothing was written') from e
-        raise
+        safe_write.write_with(dst, write, what='output')
+    except (OSError, RuntimeError, *errors) as e:
+        raise CheckpointError(f'could not write {dst} ({one_line_reason(e)}); nothing was written') from e
 
 
 def one_line_reason(e: BaseException) -> str:
