@@ -5,10 +5,10 @@
   restricted loader with mmengine's bookkeeping types allow-listed. A checkpoint given by path is
   read and checked strictly against the model (keys and shapes: architecture, variant, task, classes)
   when the Runner is built, before any data is indexed or anything is written.
-* Saving: checkpoints are written to ``<name>.part`` and renamed, so a kill while saving leaves no
-  partial file under a name ``--resume`` would read; a failed write (a full disk) removes the part
-  and stops with one error, the previous checkpoint intact. :class:`BagCheckpointHook` replaces
-  mmengine's CheckpointHook (same arguments; ``max_keep_ckpts`` keeps its meaning): it deletes the
+* Saving: checkpoints go through the writing layer (safe_write: a temporary file, then a rename), so a
+  kill while saving leaves no partial file under a name ``--resume`` would read; a failed write (a full
+  disk) removes the temporary file and stops with one error, the previous checkpoint intact.
+  :class:`BagCheckpointHook` replaces mmengine's CheckpointHook (same arguments; ``max_keep_ckpts`` keeps its meaning): it deletes the
   outdated checkpoint only after the new one is complete and ``last_checkpoint`` names it,
   writes ``last_checkpoint`` atomically and relative to the work dir, and never deletes a file outside
   its own directory (a resumed state may name another run's ``best_*.pth``).
@@ -36,9 +36,7 @@
 from __future__ import annotations
 
 import copy
-import os
 import os.path as osp
-import re
 from functools import partial
 
 import torch
@@ -55,7 +53,7 @@ from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
 from backbones.checkpoint import check_model_fits, one_line_reason
 import safe_write
-from safe_read import load_training_state, load_weights_file
+from safe_read import load_training_state, load_weights_file, read_last_checkpoint
 from user_errors import USER_ERRORS, CheckpointError, ConfigError
 
 from .checkpoint_hook import BagCheckpointHook
@@ -67,48 +65,10 @@ from .run_inputs import check_run_outputs
 from .work_dir_lock import WorkDirLock
 
 _PRELOADED: dict = {}  # load_from -> checkpoint read by from_cfg, checked against the model in __init__
-_STEP_FILE = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
 
 
 def _has_sync_bn(model: torch.nn.Module) -> bool:
     return any(isinstance(m, torch.nn.SyncBatchNorm) or 'SyncBatchNorm' in type(m).__name__ for m in model.modules())
-
-
-def _same_dir(a: str, b: str) -> bool:
-    return osp.realpath(a) == osp.realpath(b)
-
-
-def read_last_checkpoint(work_dir: str, logger=None) -> str | None:
-    """The checkpoint ``last_checkpoint`` names: relative to the work dir, or (older files) absolute.
-    An absolute path into another directory is replaced by this work dir's file of the same name
-    where there is one (a copied work dir); a named file that is gone falls back to the newest
-    ``epoch_N.pth`` / ``iter_N.pth`` here. None when there is no ``last_checkpoint``."""
-    path = osp.join(work_dir, 'last_checkpoint')
-    if not osp.isfile(path):
-        return None
-    with open(path) as f:
-        name = f.read().strip()
-    if not name:
-        raise CheckpointError(f'{path} is empty; pass --resume FILE with the checkpoint to continue from')
-    chosen = name if osp.isabs(name) else osp.join(work_dir, name)
-    if osp.isabs(name) and not _same_dir(osp.dirname(name), work_dir):
-        local = osp.join(work_dir, osp.basename(name))
-        if osp.isfile(local):
-            if logger:
-                logger.warning(f'{path} names {name} in another directory; resuming from this work dir\'s {local}')
-            chosen = local
-    if osp.isfile(chosen):
-        if logger and not _same_dir(osp.dirname(osp.abspath(chosen)), work_dir):
-            logger.warning(f'{path} names {chosen}, outside this work dir; resuming from it (it is only read)')
-        return chosen
-    steps = sorted((int(m.group(2)), f) for f in os.listdir(work_dir) if (m := _STEP_FILE.match(f)))
-    if not steps:
-        raise CheckpointError(f'{path} names {name}, which does not exist, and {work_dir} holds no other '
-                              'epoch_N.pth / iter_N.pth; pass --resume FILE')
-    fallback = osp.join(work_dir, steps[-1][1])
-    if logger:
-        logger.warning(f'{path} names {name}, which does not exist; resuming from the newest checkpoint {fallback}')
-    return fallback
 
 
 @RUNNERS.register_module()  # configs name it (runner_type='BagRunner'), so mmdet's/mmseg's own tools use it
@@ -278,8 +238,10 @@ class BagRunner(Runner):
         try:
             safe_write.write_with(path, save, what='checkpoint')
         except (OSError, RuntimeError) as e:
-            last = read_last_checkpoint(self.work_dir) if osp.isfile(osp.join(self.work_dir, 'last_checkpoint')) \
-                else None
+            try:
+                last = read_last_checkpoint(self.work_dir)
+            except CheckpointError:
+                last = None  # the disk-full error is the one to report
             kept = f'the last complete checkpoint {last} is intact; ' if last else ''
             raise CheckpointError(f'could not write checkpoint {path} '
                                   f'({one_line_reason(e)}); {kept}free disk space, then --resume') from e
@@ -303,7 +265,7 @@ class BagRunner(Runner):
     def load_or_resume(self) -> None:
         if not self._has_loaded and self._resume and self._load_from is None:
             # auto resume: last_checkpoint may be relative (ours) or absolute (older mmengine runs)
-            latest = read_last_checkpoint(self.work_dir, self.logger)
+            latest = read_last_checkpoint(self.work_dir)
             if latest is None:
                 self.logger.info(f'--resume: no last_checkpoint in {self.work_dir}; starting from scratch')
                 self._has_loaded = True

@@ -1,4 +1,4 @@
-"""engine.valid_values, the one table of valid config values (issue 20, item 3).
+"""engine.valid_values, the one table of valid config values.
 
 In process, with Hypothesis: for every row of the table, generated bad values (out of range, wrong type,
 NaN, inf, huge) raise one ConfigError naming the key and generated good values pass; the relations
@@ -164,7 +164,7 @@ def test_task_rows_apply_to_classification_only():
         check_values(Config(dict(model=dict(type='BagClassifier', label_smoothing=3))))
 
 
-def test_messages_read_as_the_issue_asks():
+def test_messages_name_key_value_and_range():
     cases = {
         'optim_wrapper.optimizer.lr': (-0.1, 'optim_wrapper.optimizer.lr = -0.1: expected a finite number > 0'),
         'randomness.seed': (2 ** 32, 'randomness.seed = 4294967296: expected None or an integer in 0..4294967295 '
@@ -418,7 +418,7 @@ def test_pretrain_refuses_a_bad_value_before_any_work(case, cls_data, tmp_path):
 
 
 def test_pretrain_top5_of_two_classes_stops_before_training(cls_data, tmp_path):
-    # the issue's case: a 2-class folder with the shipped config's top-5 metric (it crashed after an epoch)
+    # the reported case: a 2-class folder with the shipped config's top-5 metric (it crashed after an epoch)
     work = tmp_path / 'work'
     config = osp.join(REPO, 'configs', 'cls', 'resnet50d_cosine.py')
     proc = _pretrain([config, '--work-dir', str(work), '--cfg-options',
