@@ -8,8 +8,9 @@
 * Saving: checkpoints go through the writing layer (safe_write: a temporary file, then a rename), so a
   kill while saving leaves no partial file under a name ``--resume`` would read; a failed write (a full
   disk) removes the temporary file and stops with one error, the previous checkpoint intact.
-  :class:`BagCheckpointHook` replaces mmengine's CheckpointHook (same arguments; ``max_keep_ckpts`` keeps its meaning): it deletes the
-  outdated checkpoint only after the new one is complete and ``last_checkpoint`` names it,
+  :class:`BagCheckpointHook` replaces mmengine's CheckpointHook (same arguments; ``max_keep_ckpts`` keeps
+  its meaning): it deletes the outdated checkpoint only after the new one is complete and
+  ``last_checkpoint`` names it,
   writes ``last_checkpoint`` atomically and relative to the work dir, and never deletes a file outside
   its own directory (a resumed state may name another run's ``best_*.pth``).
 * Work dir: training holds ``train.lock`` (pid, host, process start time) in the work dir; a second
