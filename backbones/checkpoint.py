@@ -233,16 +233,20 @@ def one_line_reason(e: BaseException) -> str:
     return text[:200] or type(e).__name__
 
 
-def convert_weights_file(src: str, dst: str, backbone: torch.nn.Module, fmt: str = 'pth') -> int:
+def convert_weights_file(src: str, dst: str, backbone: torch.nn.Module, fmt: str = 'pth',
+                         checkpoint: Mapping | None = None) -> int:
     """Convert any supported weights file into a backbone-only file of plain tensors for ``backbone``.
 
     The result uses BagResNet's own keys, loads with ``weights_only=True`` and is checked to fit
     before it is written; it is written atomically, so a failure leaves no partial file. ``dst`` may
     not be a directory, ``src`` itself, or an existing file that is not such a backbone file. ``fmt``:
     :data:`WEIGHT_FORMATS` (``safetensors`` loads back through the same loaders, with no pickle).
+    ``checkpoint``: ``src`` as already read (e.g. with its EMA or raw weights chosen, engine/ema.py); read
+    from ``src`` when None.
     """
     check_weights_destination(dst, src, fmt)
-    state = convert_backbone_state(state_dict_of(load_weights_file(src)), backbone.state_dict())
+    checkpoint = load_weights_file(src) if checkpoint is None else checkpoint
+    state = convert_backbone_state(state_dict_of(checkpoint), backbone.state_dict())
     check_fits(state, backbone.state_dict(), f'{type(backbone).__name__}(depth={getattr(backbone, "depth", "?")}, '
                f'variant={getattr(backbone, "variant", "?")!r})', src)  # Inception/MobileNet have neither
     save_tensors_atomically({k: v.detach().clone().cpu() for k, v in state.items()}, dst, fmt)

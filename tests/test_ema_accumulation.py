@@ -10,7 +10,7 @@ issue 21, items 2 and 3. docs/ema_and_accumulation.md states the decisions these
   (a fixed 1e-4 from the first step) gives chance, so the test's bounds see that collapse.
 * Resume after SIGKILL restores the EMA state: the EMA and raw weights and the EMA step count equal those of the
   uninterrupted run; a config without the EMA resumes the raw weights (the EMA run's raw weights, exactly).
-* test_cls / export_backbone ``--weights ema|raw``.
+* test_cls / export_backbone ``--weights ema|raw`` (default: the EMA weights where the checkpoint has them).
 """
 from __future__ import annotations
 
@@ -203,6 +203,16 @@ def test_sigkill_then_resume_restores_the_ema(tmp_path):
     assert _max_diff(ema, raw) > 1e-3  # not vacuous: the EMA differs from the raw model
     bn = [k for k in ema if k.endswith('running_var')]
     assert max((ema[k] - raw[k]).abs().max().item() for k in bn) > 1e-4  # and its BN statistics are its own
+
+    # export_backbone: the EMA backbone by default, the trained one with --weights raw
+    for weights, source in ((None, ema), ('raw', raw)):
+        out = str(tmp_path / f'backbone_{weights}.pth')
+        proc = run_tool('export_backbone', str(tmp_path / 'full' / 'epoch_3.pth'), out,
+                        *(['--weights', weights] if weights else []))
+        assert f'exporting its {"raw (trained)" if weights else "EMA"} weights' in proc.stdout
+        exported = load_weights_file(out)
+        assert exported.keys() == {k[len('backbone.'):] for k in source if k.startswith('backbone.')}
+        assert all(torch.equal(v, source[f'backbone.{k}']) for k, v in exported.items())
 
     # resumed by a config without the EMA: training continues from the raw weights (state_dict holds the EMA's)
     plain = cls_config(str(tmp_path / 'plain.py'), data, **setup)
