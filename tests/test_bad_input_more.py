@@ -281,7 +281,7 @@ CASES = {
                             r'epoch_1\.pth is the input .*epoch_1\.pth; writing it would replace the input'),
     'export_out_is_dir': (lambda e, t: ('export_backbone', [e['trained'], t]), r'is a folder; expected a file path'),
     'export_out_is_training_checkpoint': (lambda e, t: ('export_backbone', [e['trained'], e['cls_D']]),
-                                          r'cls_D\.pth exists and is not a backbone weights file'),
+                                          r'cls_D\.pth exists and was not written by bagtricks'),
     'export_truncated': (lambda e, t: ('export_backbone', [e['root'] / 'truncated.pth', t / 'bb.pth']),
                          r'truncated or damaged'),
     'export_config_syntax': (lambda e, t: ('export_backbone', [e['trained'], t / 'bb.pth', '--config',
